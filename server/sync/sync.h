@@ -1,0 +1,199 @@
+/*
+ * Internal interface of the sync server (server/sync).  Not a library API:
+ * these structures are shared by the files of this folder only.
+ *
+ * Threads: everything here runs on the libuv loop thread except the
+ * *_work functions of jobs, which run on libuv's thread pool and may touch
+ * only the store (thread-safe, group-committing) and their own job.  That
+ * split lets many connections' writes share one commit while the loop
+ * never waits for an fsync.
+ */
+#ifndef SP_SERVER_SYNC_H
+#define SP_SERVER_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <libwebsockets.h>
+#include <uv.h>
+
+#include "proto/frame.h"
+#include "server/config.h"
+#include "server/store/store.h"
+
+struct sp_sync;
+struct sp_conn;
+struct sp_acct;
+
+/* One encoded frame waiting to be written (LWS_PRE bytes in front). */
+struct sp_out {
+	TAILQ_ENTRY(sp_out) entry;
+	size_t len;
+	uint64_t t_commit_ns;   /* PUSH only: when its records committed */
+	uint8_t *buf;           /* LWS_PRE + len, malloc'd */
+};
+TAILQ_HEAD(sp_outq, sp_out);
+
+/* One received frame waiting for its turn (requests run one at a time per
+ * connection, so replies come back in request order). */
+struct sp_in {
+	TAILQ_ENTRY(sp_in) entry;
+	uint8_t *buf;
+	size_t len;
+};
+TAILQ_HEAD(sp_inq, sp_in);
+
+enum sp_conn_state {
+	SP_CONN_NEW,        /* until HELLO */
+	SP_CONN_OPEN,       /* HELLO done, not logged in */
+	SP_CONN_AUTH,       /* logged in */
+	SP_CONN_CLOSING,    /* flushing a final frame, then close */
+};
+
+struct sp_conn {
+	struct sp_sync *srv;
+	struct lws *wsi;            /* NULL once the socket is gone */
+	int refs;                   /* the socket + each job in flight */
+	enum sp_conn_state state;
+	char address[SP_STORE_ADDR_MAX + 1];
+	uint8_t token_hash[32];
+	struct sp_acct *acct;       /* when logged in */
+	LIST_ENTRY(sp_conn) acct_entry;
+	uint8_t peer_key[16];       /* keyed hash of the peer address */
+
+	uint8_t *rx;                /* message being reassembled */
+	size_t rx_len;
+
+	struct sp_inq inq;
+	int busy;                   /* a request is being processed */
+	struct sp_outq outq;
+	size_t out_bytes;
+
+	int subscribed;
+	uint64_t next_seq;          /* next record this subscriber needs */
+	int sub_reading;            /* a catch-up read is in flight */
+};
+LIST_HEAD(sp_connlist, sp_conn);
+
+/* Per-account registry of logged-in connections, for push and revoke. */
+struct sp_acct {
+	struct sp_acct *next;       /* hash chain */
+	char address[SP_STORE_ADDR_MAX + 1];
+	struct sp_connlist conns;
+	uint64_t last;              /* last committed seq we know of */
+	uint64_t last_commit_ns;    /* when that commit was seen */
+	int nconns;
+	uint64_t deliver_minute;    /* DELIVER rate limit window */
+	uint64_t deliver_count;
+};
+
+#define SP_ACCT_BUCKETS 4096
+
+struct sp_metrics {
+	uint64_t connections, connections_total;
+	uint64_t frames_in, frames_out, records_appended, records_pushed;
+	uint64_t logins_ok, logins_failed, errors_sent;
+	/* Push latency, commit to write, in buckets (ms upper bounds). */
+	uint64_t lat_bucket[12];
+	uint64_t lat_count;
+	double lat_sum_ms;
+};
+
+struct sp_auth;
+
+struct sp_sync {
+	const struct sp_server_config *cfg;
+	uv_loop_t *loop;
+	struct lws_context *ctx;
+	sp_store *store;
+	struct sp_auth *auth;
+	uint8_t secret[32];         /* from DATA_DIR/server.key */
+	struct sp_acct *accts[SP_ACCT_BUCKETS];
+	struct sp_metrics m;
+	int jobs_in_flight;
+	int stopping;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t stop_timer;
+};
+
+/* A request (or an internal read) run on the thread pool. */
+struct sp_job;
+typedef void (*sp_job_fn)(struct sp_job *j);
+
+struct sp_job {
+	uv_work_t req;
+	struct sp_conn *conn;
+	struct sp_frame f;          /* the decoded request */
+	struct sp_in *in;           /* owns the bytes f points into */
+	const struct sp_handler *h;
+	sp_job_fn work;             /* thread pool */
+	sp_job_fn done;             /* loop thread, after the reply is queued */
+	/* Results filled by work. */
+	uint8_t *reply;             /* encoded frame with LWS_PRE in front */
+	size_t reply_len;
+	int close_after;            /* close the connection after the reply */
+	uint64_t first, last;       /* log range written or read */
+	uint8_t *recs_buf;          /* records kept for a direct push */
+	struct sp_store_rec *recs;
+	size_t nrecs;
+	char address[SP_STORE_ADDR_MAX + 1];
+	uint8_t token_hash[32];
+	uint8_t session_id[16];
+	int rc;
+};
+
+struct sp_handler {
+	uint32_t type;
+	enum sp_conn_state need;    /* minimum state */
+	sp_job_fn check;            /* loop thread; may reply and finish */
+	sp_job_fn work;
+	sp_job_fn done;             /* may be NULL */
+	int done_always;            /* run done even if the client left */
+};
+
+/* sync_server.c */
+int sp_sync_run(const struct sp_server_config *cfg);
+void sp_conn_send(struct sp_conn *c, uint8_t *buf, size_t len,
+    uint64_t t_commit_ns);
+void sp_conn_close(struct sp_conn *c);
+void sp_conn_unref(struct sp_conn *c);
+uint64_t sp_now_ns(void);
+
+/* sync_handlers.c */
+const struct sp_handler *sp_handler_find(uint32_t type);
+void sp_job_reply_error(struct sp_job *j, int code, const char *msg);
+void sp_job_reply(struct sp_job *j, struct sp_frame *f);
+int sp_store_to_proto(int rc);
+
+/* sync_hub.c */
+struct sp_acct *sp_acct_get(struct sp_sync *s, const char *address,
+    int create);
+void sp_acct_attach(struct sp_sync *s, struct sp_conn *c);
+void sp_acct_detach(struct sp_sync *s, struct sp_conn *c);
+void sp_hub_committed(struct sp_sync *s, const char *address, uint64_t first,
+    uint64_t last, const struct sp_store_rec *recs, size_t nrecs);
+void sp_hub_subscribe(struct sp_sync *s, struct sp_conn *c, uint64_t from,
+    uint64_t last);
+void sp_hub_drained(struct sp_sync *s, struct sp_conn *c);
+void sp_hub_revoke(struct sp_sync *s, const char *address,
+    const uint8_t session_id[16]);
+void sp_session_id(const uint8_t token_hash[32], uint8_t id_r[16]);
+
+/* sync_auth.c */
+int sp_auth_create(struct sp_sync *s);
+void sp_auth_destroy(struct sp_auth *a);
+/* New challenge bound to address, valid 60 s, one use. */
+int sp_auth_challenge(struct sp_auth *a, const char *address, uint8_t c[32]);
+/* Consumes a challenge; 0 if it was issued for address and is fresh. */
+int sp_auth_take(struct sp_auth *a, const char *address, const uint8_t c[32]);
+/* Failed-login accounting; 1 when the caller is over a limit. */
+int sp_auth_limited(struct sp_auth *a, const char *address,
+    const uint8_t peer_key[16]);
+void sp_auth_failed(struct sp_auth *a, const char *address,
+    const uint8_t peer_key[16]);
+/* Plausible KDF parameters for an address with no account. */
+void sp_auth_fake_params(struct sp_sync *s, const char *address,
+    uint8_t params[25]);
+
+#endif

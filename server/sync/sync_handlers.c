@@ -1,0 +1,852 @@
+/*
+ * The request table: one row per message type, each with
+ *   check (loop thread): validate against connection state, answer
+ *                        directly when no store access is needed;
+ *   work  (thread pool): the store calls, and the encoded reply;
+ *   done  (loop thread): state changes and pushes after the reply.
+ * A reply is queued only after work returned, and work returns only after
+ * the store committed: acknowledgement follows durability.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "crypto/kdf.h"
+#include "server/sync/sync.h"
+
+#define MAX_RECORDS 256            /* per APPEND, DELIVER, READ page */
+#define READ_MAX_BYTES (1536u * 1024)
+#define SESSIONS_MAX 64
+
+/* ---- replies ------------------------------------------------------------ */
+
+void
+sp_job_reply(struct sp_job *j, struct sp_frame *f)
+{
+	free(j->reply);
+	j->reply = NULL;
+	if (sp_frame_encode(f, LWS_PRE, &j->reply, &j->reply_len) != 0 &&
+	    sp_frame_error(j->f.id, SP_PERR_INTERNAL, "reply encoding failed",
+	    LWS_PRE, &j->reply, &j->reply_len) != 0)
+		j->reply = NULL;
+}
+
+void
+sp_job_reply_error(struct sp_job *j, int code, const char *msg)
+{
+	free(j->reply);
+	j->reply = NULL;
+	j->rc = code;
+	if (sp_frame_error(j->f.id, code, msg, LWS_PRE, &j->reply,
+	    &j->reply_len) != 0)
+		j->reply = NULL;
+	if (j->conn)
+		j->conn->srv->m.errors_sent++;
+}
+
+static void
+reply_ok(struct sp_job *j)
+{
+	struct sp_frame r;
+
+	sp_frame_init(&r, SP_MSG_OK, j->f.id);
+	sp_job_reply(j, &r);
+}
+
+int
+sp_store_to_proto(int rc)
+{
+	switch (rc) {
+	case ENOENT: return SP_PERR_NOT_FOUND;
+	case EEXIST: return SP_PERR_EXISTS;
+	case EINVAL: return SP_PERR_INVALID;
+	case ENOSPC: return SP_PERR_FULL;
+	case SP_STORE_ECONFLICT: return SP_PERR_CONFLICT;
+	case SP_STORE_EQUOTA: return SP_PERR_QUOTA;
+	case SP_STORE_EHASH: return SP_PERR_INVALID;
+	case SP_STORE_EINCOMPLETE: return SP_PERR_SEQUENCE;
+	default: return SP_PERR_INTERNAL;
+	}
+}
+
+/* Replies with the store error; messages never carry mail content. */
+static void
+reply_store_error(struct sp_job *j, int rc)
+{
+	sp_job_reply_error(j, sp_store_to_proto(rc), sp_store_strerror(rc));
+}
+
+/* Copies a frame text field into a NUL-terminated, lower-cased address. */
+static int
+field_address(const struct sp_frame *f, unsigned key, char *out)
+{
+	const struct sp_frame_item *it = &f->f[key];
+	size_t i;
+
+	if (it->len == 0 || it->len > SP_STORE_ADDR_MAX ||
+	    memchr(it->ptr, '@', it->len) == NULL)
+		return -1;
+	for (i = 0; i < it->len; i++) {
+		unsigned char ch = it->ptr[i];
+
+		if (ch <= ' ' || ch == 0x7f || ch == '<' || ch == '>')
+			return -1;
+		out[i] = (char)tolower(ch);
+	}
+	out[it->len] = 0;
+	return 0;
+}
+
+static uint64_t
+now_s(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static void
+hash_token(const uint8_t token[32], uint8_t out[32])
+{
+	crypto_generichash(out, 32, token, 32, NULL, 0);
+}
+
+/* Records of a frame as store records (pointing into the frame). */
+static int
+frame_records(struct sp_job *j)
+{
+	const struct sp_frame_item *it;
+	size_t n, i;
+
+	it = sp_frame_array(&j->f, SP_F_RECORDS, &n);
+	if (n == 0 || n > MAX_RECORDS)
+		return -1;
+	if ((j->recs = calloc(n, sizeof(*j->recs))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		j->recs[i].data = it[i].ptr;
+		j->recs[i].len = it[i].len;
+	}
+	j->nrecs = n;
+	return 0;
+}
+
+/* ---- HELLO -------------------------------------------------------------- */
+
+static void
+hello_check(struct sp_job *j)
+{
+	struct sp_frame r;
+
+	if (j->f.f[SP_F_VERSION].u != SP_PROTO_VERSION) {
+		sp_job_reply_error(j, SP_PERR_VERSION,
+		    "this server speaks protocol version 1");
+		j->close_after = 1;
+		return;
+	}
+	j->conn->state = SP_CONN_OPEN;
+	sp_frame_init(&r, SP_MSG_WELCOME, j->f.id);
+	sp_frame_set_uint(&r, SP_F_VERSION, SP_PROTO_VERSION);
+	sp_frame_set_uint(&r, SP_F_TIME, now_s());
+	sp_frame_set_uint(&r, SP_F_SIZE, SP_FRAME_MAX);
+	sp_frame_set_uint(&r, SP_F_MAX_RECORDS, MAX_RECORDS);
+	sp_job_reply(j, &r);
+}
+
+/* ---- REGISTER ----------------------------------------------------------- */
+
+static void
+register_check(struct sp_job *j)
+{
+	const struct sp_server_config *cfg = j->conn->srv->cfg;
+	struct sp_kdf_params p;
+
+	if (field_address(&j->f, SP_F_ADDRESS, j->address) != 0)
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "address is not a mail address");
+	if (!sp_config_serves(cfg, j->address))
+		return sp_job_reply_error(j, SP_PERR_DOMAIN,
+		    "this server does not serve that domain");
+	if (sp_kdf_params_decode(j->f.f[SP_F_KDF_PARAMS].ptr, &p) != 0)
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "kdf_params outside the accepted range");
+	if (!cfg->open_registration && !sp_frame_has(&j->f, SP_F_INVITE))
+		return sp_job_reply_error(j, SP_PERR_INVITE,
+		    "registration needs an invite");
+}
+
+static void
+register_work(struct sp_job *j)
+{
+	const struct sp_server_config *cfg = j->conn->srv->cfg;
+	sp_store *st = j->conn->srv->store;
+	struct sp_store_account a;
+	int rc;
+
+	if (sp_frame_has(&j->f, SP_F_INVITE)) {
+		uint8_t h[32];
+		const struct sp_frame_item *inv = &j->f.f[SP_F_INVITE];
+
+		crypto_generichash(h, sizeof(h), inv->ptr, inv->len, NULL, 0);
+		if ((rc = sp_store_invite_take(st, h, now_s())) != 0)
+			return sp_job_reply_error(j, SP_PERR_INVITE,
+			    "invite unknown, used or expired");
+	}
+	memset(&a, 0, sizeof(a));
+	memcpy(a.address, j->address, strlen(j->address) + 1);
+	memcpy(a.auth_pk, j->f.f[SP_F_AUTH_PK].ptr, 32);
+	memcpy(a.kdf_params, j->f.f[SP_F_KDF_PARAMS].ptr, 25);
+	a.created = now_s();
+	a.quota_bytes = cfg->quota_default;
+	rc = sp_store_account_create(st, &a, j->f.f[SP_F_VAULT].ptr,
+	    j->f.f[SP_F_VAULT].len, j->f.f[SP_F_PUBKEYS].ptr,
+	    j->f.f[SP_F_PUBKEYS].len);
+	if (rc != 0)
+		return reply_store_error(j, rc);
+	reply_ok(j);
+}
+
+/* ---- PRELOGIN / LOGIN / RESUME / LOGOUT -------------------------------- */
+
+static void
+prelogin_check(struct sp_job *j)
+{
+	if (field_address(&j->f, SP_F_ADDRESS, j->address) != 0)
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "address is not a mail address");
+	/* The challenge is made here, on the loop thread that owns the
+	 * challenge table; token_hash holds it until work replies. */
+	if (sp_auth_challenge(j->conn->srv->auth, j->address,
+	    j->token_hash) != 0)
+		return sp_job_reply_error(j, SP_PERR_RATE,
+		    "too many logins in progress; retry later");
+}
+
+static void
+prelogin_work(struct sp_job *j)
+{
+	struct sp_store_account a;
+	struct sp_frame r;
+	uint8_t params[25];
+
+	/* An unknown account gets plausible parameters after the same
+	 * store lookup, so neither answer nor timing tells them apart. */
+	if (sp_store_account_get(j->conn->srv->store, j->address, &a) == 0 &&
+	    !(a.flags & SP_STORE_ACCT_DISABLED))
+		memcpy(params, a.kdf_params, sizeof(params));
+	else
+		sp_auth_fake_params(j->conn->srv, j->address, params);
+	sp_frame_init(&r, SP_MSG_PRELOGIN_OK, j->f.id);
+	sp_frame_set_bytes(&r, SP_F_KDF_PARAMS, params, sizeof(params));
+	sp_frame_set_bytes(&r, SP_F_CHALLENGE, j->token_hash, 32);
+	sp_job_reply(j, &r);
+}
+
+static void
+login_check(struct sp_job *j)
+{
+	struct sp_auth *a = j->conn->srv->auth;
+
+	if (field_address(&j->f, SP_F_ADDRESS, j->address) != 0)
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "address is not a mail address");
+	if (sp_auth_limited(a, j->address, j->conn->peer_key))
+		return sp_job_reply_error(j, SP_PERR_RATE,
+		    "too many failed logins; retry in a minute");
+	if (sp_auth_take(a, j->address, j->f.f[SP_F_CHALLENGE].ptr) != 0) {
+		sp_auth_failed(a, j->address, j->conn->peer_key);
+		j->conn->srv->m.logins_failed++;
+		return sp_job_reply_error(j, SP_PERR_DENIED,
+		    "unknown or expired challenge");
+	}
+}
+
+static void
+login_work(struct sp_job *j)
+{
+	sp_store *st = j->conn->srv->store;
+	struct sp_store_account a;
+	struct sp_store_session ss;
+	struct sp_frame r;
+	uint8_t token[32], *vault = NULL;
+	size_t vlen;
+	uint64_t last = 0;
+	int rc;
+
+	j->rc = SP_PERR_DENIED;
+	if (sp_store_account_get(st, j->address, &a) != 0 ||
+	    (a.flags & SP_STORE_ACCT_DISABLED) ||
+	    sp_kdf_verify_challenge(a.auth_pk, j->f.f[SP_F_CHALLENGE].ptr, 32,
+	    j->f.f[SP_F_SIGNATURE].ptr) != 0)
+		return sp_job_reply_error(j, SP_PERR_DENIED,
+		    "login failed");
+	randombytes_buf(token, sizeof(token));
+	memset(&ss, 0, sizeof(ss));
+	hash_token(token, ss.token_hash);
+	memcpy(ss.address, j->address, strlen(j->address) + 1);
+	if (sp_frame_has(&j->f, SP_F_DEVICE)) {
+		size_t n = j->f.f[SP_F_DEVICE].len;
+
+		memcpy(ss.device, j->f.f[SP_F_DEVICE].ptr,
+		    n < sizeof(ss.device) ? n : sizeof(ss.device) - 1);
+	}
+	ss.created = ss.last_seen = now_s();
+	if ((rc = sp_store_session_put(st, &ss)) != 0 ||
+	    (rc = sp_store_vault_get(st, j->address, &vault, &vlen)) != 0 ||
+	    (rc = sp_store_log_last(st, j->address, &last)) != 0) {
+		free(vault);
+		sodium_memzero(token, sizeof(token));
+		return reply_store_error(j, rc);
+	}
+	memcpy(j->token_hash, ss.token_hash, 32);
+	sp_session_id(ss.token_hash, j->session_id);
+	sp_frame_init(&r, SP_MSG_LOGIN_OK, j->f.id);
+	sp_frame_set_bytes(&r, SP_F_TOKEN, token, sizeof(token));
+	sp_frame_set_bytes(&r, SP_F_SESSION_ID, j->session_id, 16);
+	sp_frame_set_bytes(&r, SP_F_VAULT, vault, vlen);
+	sp_frame_set_uint(&r, SP_F_LAST, last);
+	sp_job_reply(j, &r);
+	sodium_memzero(token, sizeof(token));
+	free(vault);
+	j->rc = 0;
+}
+
+static void
+become_authenticated(struct sp_job *j)
+{
+	struct sp_conn *c = j->conn;
+
+	memcpy(c->address, j->address, sizeof(c->address));
+	memcpy(c->token_hash, j->token_hash, 32);
+	c->state = SP_CONN_AUTH;
+	lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+	sp_acct_attach(c->srv, c);
+}
+
+static void
+login_done(struct sp_job *j)
+{
+	struct sp_sync *s = j->conn->srv;
+
+	if (j->rc != 0) {
+		sp_auth_failed(s->auth, j->address, j->conn->peer_key);
+		s->m.logins_failed++;
+		return;
+	}
+	s->m.logins_ok++;
+	become_authenticated(j);
+}
+
+static void
+resume_work(struct sp_job *j)
+{
+	sp_store *st = j->conn->srv->store;
+	struct sp_store_session ss;
+	struct sp_store_account a;
+	struct sp_frame r;
+	uint64_t last = 0;
+	int rc;
+
+	j->rc = SP_PERR_AUTH;
+	hash_token(j->f.f[SP_F_TOKEN].ptr, j->token_hash);
+	if (sp_store_session_get(st, j->token_hash, &ss) != 0 ||
+	    sp_store_account_get(st, ss.address, &a) != 0 ||
+	    (a.flags & SP_STORE_ACCT_DISABLED))
+		return sp_job_reply_error(j, SP_PERR_AUTH,
+		    "session unknown or revoked");
+	ss.last_seen = now_s();
+	if ((rc = sp_store_session_put(st, &ss)) != 0 ||
+	    (rc = sp_store_log_last(st, ss.address, &last)) != 0)
+		return reply_store_error(j, rc);
+	memcpy(j->address, ss.address, sizeof(j->address));
+	sp_session_id(j->token_hash, j->session_id);
+	sp_frame_init(&r, SP_MSG_RESUME_OK, j->f.id);
+	sp_frame_set_text(&r, SP_F_ADDRESS, j->address);
+	sp_frame_set_bytes(&r, SP_F_SESSION_ID, j->session_id, 16);
+	sp_frame_set_uint(&r, SP_F_LAST, last);
+	sp_job_reply(j, &r);
+	j->rc = 0;
+}
+
+static void
+resume_done(struct sp_job *j)
+{
+	if (j->rc == 0)
+		become_authenticated(j);
+}
+
+static void
+logout_work(struct sp_job *j)
+{
+	int rc = sp_store_session_delete(j->conn->srv->store,
+	    j->conn->token_hash);
+
+	if (rc != 0 && rc != ENOENT)
+		return reply_store_error(j, rc);
+	reply_ok(j);
+}
+
+static void
+logout_done(struct sp_job *j)
+{
+	struct sp_conn *c = j->conn;
+
+	sp_acct_detach(c->srv, c);
+	sodium_memzero(c->token_hash, sizeof(c->token_hash));
+	c->state = SP_CONN_OPEN;
+}
+
+/* ---- SESSIONS / REVOKE -------------------------------------------------- */
+
+struct session_list {
+	struct sp_store_session s[SESSIONS_MAX];
+	size_t n;
+	const uint8_t *want;    /* REVOKE: session id to find */
+	int found;
+	uint8_t found_hash[32];
+};
+
+static int
+session_collect(const struct sp_store_session *ss, void *arg)
+{
+	struct session_list *l = arg;
+	uint8_t id[16];
+
+	if (l->want) {
+		sp_session_id(ss->token_hash, id);
+		if (sodium_memcmp(id, l->want, 16) == 0) {
+			memcpy(l->found_hash, ss->token_hash, 32);
+			l->found = 1;
+			return 1;
+		}
+		return 0;
+	}
+	if (l->n == SESSIONS_MAX) /* keep the newest SESSIONS_MAX */
+		memmove(&l->s[0], &l->s[1], sizeof(l->s[0]) * (SESSIONS_MAX - 1));
+	else
+		l->n++;
+	l->s[l->n - 1] = *ss;
+	return 0;
+}
+
+static void
+sessions_work(struct sp_job *j)
+{
+	struct session_list *l = calloc(1, sizeof(*l));
+	uint8_t (*ids)[16] = NULL;
+	struct sp_frame r;
+	size_t i;
+	int rc;
+
+	if (l == NULL || (ids = calloc(SESSIONS_MAX, 16)) == NULL)
+		goto fail;
+	if ((rc = sp_store_session_list(j->conn->srv->store, j->conn->address,
+	    session_collect, l)) != 0) {
+		reply_store_error(j, rc);
+		goto out;
+	}
+	sp_frame_init(&r, SP_MSG_SESSIONS_OK, j->f.id);
+	/* Each array's items must be added together (frame.h), and an empty
+	 * one is marked just before its turn. */
+	sp_frame_set_array_empty(&r, SP_F_SESSION_IDS);
+	for (i = 0; i < l->n; i++) {
+		sp_session_id(l->s[i].token_hash, ids[i]);
+		(void)sp_frame_add_item(&r, SP_F_SESSION_IDS, ids[i], 16, 0);
+	}
+	sp_frame_set_array_empty(&r, SP_F_DEVICES);
+	for (i = 0; i < l->n; i++)
+		(void)sp_frame_add_item(&r, SP_F_DEVICES, l->s[i].device,
+		    strlen(l->s[i].device), 0);
+	sp_frame_set_array_empty(&r, SP_F_CREATED);
+	for (i = 0; i < l->n; i++)
+		(void)sp_frame_add_item(&r, SP_F_CREATED, NULL, 0,
+		    l->s[i].created);
+	sp_frame_set_array_empty(&r, SP_F_LAST_SEEN);
+	for (i = 0; i < l->n; i++)
+		(void)sp_frame_add_item(&r, SP_F_LAST_SEEN, NULL, 0,
+		    l->s[i].last_seen);
+	sp_job_reply(j, &r);
+	goto out;
+fail:
+	sp_job_reply_error(j, SP_PERR_INTERNAL, "out of memory");
+out:
+	free(ids);
+	free(l);
+}
+
+static void
+revoke_work(struct sp_job *j)
+{
+	struct session_list *l = calloc(1, sizeof(*l));
+	int rc;
+
+	if (l == NULL)
+		return sp_job_reply_error(j, SP_PERR_INTERNAL, "out of memory");
+	l->want = j->f.f[SP_F_SESSION_ID].ptr;
+	rc = sp_store_session_list(j->conn->srv->store, j->conn->address,
+	    session_collect, l);
+	if (rc == 1)
+		rc = 0;
+	if (rc == 0 && !l->found)
+		rc = ENOENT;
+	if (rc == 0)
+		rc = sp_store_session_delete(j->conn->srv->store,
+		    l->found_hash);
+	if (rc != 0)
+		reply_store_error(j, rc);
+	else
+		reply_ok(j);
+	memcpy(j->session_id, j->f.f[SP_F_SESSION_ID].ptr, 16);
+	free(l);
+}
+
+static void
+revoke_done(struct sp_job *j)
+{
+	if (j->rc == 0)
+		sp_hub_revoke(j->conn->srv, j->conn->address, j->session_id);
+}
+
+static void
+vault_put_work(struct sp_job *j)
+{
+	struct sp_kdf_params p;
+	int rc;
+
+	if (sp_kdf_params_decode(j->f.f[SP_F_KDF_PARAMS].ptr, &p) != 0)
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "kdf_params outside the accepted range");
+	rc = sp_store_vault_put(j->conn->srv->store, j->conn->address,
+	    j->f.f[SP_F_VAULT].ptr, j->f.f[SP_F_VAULT].len,
+	    j->f.f[SP_F_AUTH_PK].ptr, j->f.f[SP_F_KDF_PARAMS].ptr);
+	if (rc != 0)
+		return reply_store_error(j, rc);
+	reply_ok(j);
+}
+
+/* ---- the log ------------------------------------------------------------ */
+
+static void
+records_check(struct sp_job *j)
+{
+	if (frame_records(j) != 0)
+		sp_job_reply_error(j, SP_PERR_TOO_LARGE,
+		    "records: 1 to 256 per message");
+}
+
+static void
+append_work(struct sp_job *j)
+{
+	uint64_t expected = sp_frame_has(&j->f, SP_F_EXPECTED) ?
+	    j->f.f[SP_F_EXPECTED].u : SP_STORE_ANY;
+	struct sp_frame r;
+	int rc;
+
+	rc = sp_store_log_append(j->conn->srv->store, j->conn->address,
+	    expected, j->recs, j->nrecs, &j->first, &j->last);
+	if (rc != 0) {
+		j->nrecs = 0;
+		if (rc == SP_STORE_ECONFLICT) {
+			char msg[96];
+
+			snprintf(msg, sizeof(msg), "log is at seq %llu",
+			    (unsigned long long)j->last);
+			return sp_job_reply_error(j, SP_PERR_CONFLICT, msg);
+		}
+		return reply_store_error(j, rc);
+	}
+	memcpy(j->address, j->conn->address, sizeof(j->address));
+	sp_frame_init(&r, SP_MSG_APPENDED, j->f.id);
+	sp_frame_set_uint(&r, SP_F_SEQ, j->first);
+	sp_frame_set_uint(&r, SP_F_LAST, j->last);
+	sp_job_reply(j, &r);
+}
+
+static void
+append_done(struct sp_job *j)
+{
+	struct sp_sync *s = j->conn->srv;
+
+	if (j->nrecs == 0)
+		return;
+	s->m.records_appended += j->nrecs;
+	sp_hub_committed(s, j->address, j->first, j->last, j->recs, j->nrecs);
+}
+
+struct read_ctx {
+	struct sp_frame *r;
+	uint8_t *buf;
+	size_t used, cap;
+	size_t n;
+	uint64_t first, lastseen;
+};
+
+static int
+read_collect(uint64_t seq, const void *data, size_t len, void *arg)
+{
+	struct read_ctx *x = arg;
+
+	if (x->used + len > x->cap || x->n == MAX_RECORDS)
+		return 1;
+	memcpy(x->buf + x->used, data, len);
+	if (x->n == 0)
+		x->first = seq;
+	x->lastseen = seq;
+	/* Pointers are fixed up after the walk (buf does not move). */
+	(void)sp_frame_add_item(x->r, SP_F_RECORDS, x->buf + x->used, len, 0);
+	x->used += len;
+	x->n++;
+	return 0;
+}
+
+/* Reads one page from seq from into frame r (type already set). */
+int sp_sync_read_page(sp_store *st, const char *address, uint64_t from,
+    size_t max_records, size_t max_bytes, struct sp_frame *r, uint8_t **buf_r,
+    uint64_t *first_r, uint64_t *lastseen_r, uint64_t *last_r);
+
+int
+sp_sync_read_page(sp_store *st, const char *address, uint64_t from,
+    size_t max_records, size_t max_bytes, struct sp_frame *r, uint8_t **buf_r,
+    uint64_t *first_r, uint64_t *lastseen_r, uint64_t *last_r)
+{
+	struct read_ctx x = { .r = r };
+	int rc;
+
+	if (max_bytes > READ_MAX_BYTES)
+		max_bytes = READ_MAX_BYTES;
+	if (max_records > MAX_RECORDS || max_records == 0)
+		max_records = MAX_RECORDS;
+	/* A record may be up to 1 MiB: a page always has room for one. */
+	x.cap = max_bytes < SP_STORE_RECORD_MAX ? SP_STORE_RECORD_MAX :
+	    max_bytes;
+	if ((x.buf = malloc(x.cap)) == NULL)
+		return ENOMEM;
+	sp_frame_set_array_empty(r, SP_F_RECORDS);
+	rc = sp_store_log_read(st, address, from ? from : 1, max_records,
+	    max_bytes, read_collect, &x, last_r);
+	if (rc == 1)
+		rc = 0;
+	*buf_r = x.buf;
+	*first_r = x.n ? x.first : from;
+	*lastseen_r = x.n ? x.lastseen : (from ? from - 1 : 0);
+	return rc;
+}
+
+static void
+read_work(struct sp_job *j)
+{
+	struct sp_frame r;
+	uint64_t first, lastseen, last = 0;
+	size_t maxr = sp_frame_has(&j->f, SP_F_MAX_RECORDS) ?
+	    (size_t)j->f.f[SP_F_MAX_RECORDS].u : MAX_RECORDS;
+	size_t maxb = sp_frame_has(&j->f, SP_F_MAX_BYTES) ?
+	    (size_t)j->f.f[SP_F_MAX_BYTES].u : READ_MAX_BYTES;
+	int rc;
+
+	sp_frame_init(&r, SP_MSG_RECORDS, j->f.id);
+	rc = sp_sync_read_page(j->conn->srv->store, j->conn->address,
+	    j->f.f[SP_F_SEQ].u, maxr, maxb, &r, &j->recs_buf, &first,
+	    &lastseen, &last);
+	if (rc != 0)
+		return reply_store_error(j, rc);
+	sp_frame_set_uint(&r, SP_F_SEQ, first);
+	sp_frame_set_uint(&r, SP_F_LAST, last);
+	sp_frame_set_bool(&r, SP_F_MORE, lastseen < last);
+	sp_job_reply(j, &r);
+}
+
+static void
+subscribe_work(struct sp_job *j)
+{
+	struct sp_frame r;
+	int rc;
+
+	if ((rc = sp_store_log_last(j->conn->srv->store, j->conn->address,
+	    &j->last)) != 0)
+		return reply_store_error(j, rc);
+	sp_frame_init(&r, SP_MSG_SUBSCRIBED, j->f.id);
+	sp_frame_set_uint(&r, SP_F_LAST, j->last);
+	sp_job_reply(j, &r);
+}
+
+static void
+subscribe_done(struct sp_job *j)
+{
+	if (j->rc == 0)
+		sp_hub_subscribe(j->conn->srv, j->conn, j->f.f[SP_F_SEQ].u,
+		    j->last);
+}
+
+static void
+deliver_check(struct sp_job *j)
+{
+	struct sp_acct *a = j->conn->acct;
+	uint64_t minute = now_s() / 60;
+
+	records_check(j);
+	if (j->reply)
+		return;
+	if (field_address(&j->f, SP_F_RECIPIENT, j->address) != 0)
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "recipient is not a mail address");
+	/* Per-sender limit: records per minute, across its connections. */
+	if (a->deliver_minute != minute) {
+		a->deliver_minute = minute;
+		a->deliver_count = 0;
+	}
+	if (a->deliver_count + j->nrecs >
+	    (uint64_t)j->conn->srv->cfg->deliver_per_minute)
+		return sp_job_reply_error(j, SP_PERR_RATE,
+		    "delivery limit reached; retry in a minute");
+	a->deliver_count += j->nrecs;
+}
+
+static void
+deliver_work(struct sp_job *j)
+{
+	int rc;
+
+	rc = sp_store_log_append(j->conn->srv->store, j->address,
+	    SP_STORE_ANY, j->recs, j->nrecs, &j->first, &j->last);
+	if (rc != 0) {
+		j->nrecs = 0;
+		return reply_store_error(j, rc);
+	}
+	reply_ok(j);
+}
+
+/* ---- blobs -------------------------------------------------------------- */
+
+static void
+blob_begin_work(struct sp_job *j)
+{
+	struct sp_frame r;
+	uint64_t have = 0;
+	int rc;
+
+	rc = sp_store_blob_begin(j->conn->srv->store, j->conn->address,
+	    j->f.f[SP_F_BLOB_ID].ptr, j->f.f[SP_F_SIZE].u, &have);
+	if (rc != 0)
+		return reply_store_error(j, rc);
+	sp_frame_init(&r, SP_MSG_BLOB_BEGUN, j->f.id);
+	sp_frame_set_uint(&r, SP_F_HAVE, have);
+	sp_job_reply(j, &r);
+}
+
+static void
+blob_chunk_work(struct sp_job *j)
+{
+	int rc = sp_store_blob_chunk(j->conn->srv->store, j->conn->address,
+	    j->f.f[SP_F_BLOB_ID].ptr, j->f.f[SP_F_INDEX].u,
+	    j->f.f[SP_F_DATA].ptr, j->f.f[SP_F_DATA].len);
+
+	if (rc != 0)
+		return reply_store_error(j, rc);
+	reply_ok(j);
+}
+
+static void
+blob_finish_work(struct sp_job *j)
+{
+	int rc = sp_store_blob_finish(j->conn->srv->store, j->conn->address,
+	    j->f.f[SP_F_BLOB_ID].ptr);
+
+	if (rc != 0)
+		return reply_store_error(j, rc);
+	reply_ok(j);
+}
+
+static void
+blob_get_work(struct sp_job *j)
+{
+	struct sp_frame r;
+	uint64_t size;
+	int rc;
+
+	/* Blobs are readable by whoever names them: the id is the hash of
+	 * ciphertext that only its recipients can open. */
+	if ((rc = sp_store_blob_stat(j->conn->srv->store,
+	    j->f.f[SP_F_BLOB_ID].ptr, &size)) != 0 ||
+	    (rc = sp_store_blob_read(j->conn->srv->store,
+	    j->f.f[SP_F_BLOB_ID].ptr, j->f.f[SP_F_INDEX].u, &j->recs_buf,
+	    &j->reply_len)) != 0)
+		return reply_store_error(j, rc);
+	sp_frame_init(&r, SP_MSG_BLOB_DATA, j->f.id);
+	sp_frame_set_bytes(&r, SP_F_DATA, j->recs_buf, j->reply_len);
+	sp_frame_set_uint(&r, SP_F_SIZE, size);
+	sp_job_reply(j, &r);
+}
+
+static void
+blob_delete_work(struct sp_job *j)
+{
+	int rc = sp_store_blob_unref(j->conn->srv->store, j->conn->address,
+	    j->f.f[SP_F_BLOB_ID].ptr);
+
+	if (rc != 0)
+		return reply_store_error(j, rc);
+	reply_ok(j);
+}
+
+/* ---- key directory ------------------------------------------------------ */
+
+static void
+keys_check(struct sp_job *j)
+{
+	if (field_address(&j->f, SP_F_ADDRESS, j->address) != 0)
+		sp_job_reply_error(j, SP_PERR_INVALID,
+		    "address is not a mail address");
+}
+
+static void
+keys_work(struct sp_job *j)
+{
+	struct sp_frame r;
+	int rc;
+
+	if ((rc = sp_store_pubkeys_get(j->conn->srv->store, j->address,
+	    &j->recs_buf, &j->reply_len)) != 0)
+		return reply_store_error(j, rc);
+	sp_frame_init(&r, SP_MSG_KEYS, j->f.id);
+	sp_frame_set_text(&r, SP_F_ADDRESS, j->address);
+	sp_frame_set_bytes(&r, SP_F_PUBKEYS, j->recs_buf, j->reply_len);
+	sp_job_reply(j, &r);
+}
+
+static const struct sp_handler handlers[] = {
+	{ SP_MSG_HELLO, SP_CONN_NEW, hello_check, hello_check, NULL, 0 },
+	{ SP_MSG_REGISTER, SP_CONN_OPEN, register_check, register_work, NULL, 0 },
+	{ SP_MSG_PRELOGIN, SP_CONN_OPEN, prelogin_check, prelogin_work, NULL, 0 },
+	{ SP_MSG_LOGIN, SP_CONN_OPEN, login_check, login_work, login_done, 0 },
+	{ SP_MSG_RESUME, SP_CONN_OPEN, NULL, resume_work, resume_done, 0 },
+	{ SP_MSG_KEYS_GET, SP_CONN_OPEN, keys_check, keys_work, NULL, 0 },
+	{ SP_MSG_LOGOUT, SP_CONN_AUTH, NULL, logout_work, logout_done, 0 },
+	{ SP_MSG_SESSIONS, SP_CONN_AUTH, NULL, sessions_work, NULL, 0 },
+	{ SP_MSG_REVOKE, SP_CONN_AUTH, NULL, revoke_work, revoke_done, 0 },
+	{ SP_MSG_VAULT_PUT, SP_CONN_AUTH, NULL, vault_put_work, NULL, 0 },
+	{ SP_MSG_APPEND, SP_CONN_AUTH, records_check, append_work, append_done,
+	    1 },
+	{ SP_MSG_READ, SP_CONN_AUTH, NULL, read_work, NULL, 0 },
+	{ SP_MSG_SUBSCRIBE, SP_CONN_AUTH, NULL, subscribe_work, subscribe_done, 0 },
+	{ SP_MSG_DELIVER, SP_CONN_AUTH, deliver_check, deliver_work,
+	    append_done, 1 },
+	{ SP_MSG_BLOB_BEGIN, SP_CONN_AUTH, NULL, blob_begin_work, NULL, 0 },
+	{ SP_MSG_BLOB_CHUNK, SP_CONN_AUTH, NULL, blob_chunk_work, NULL, 0 },
+	{ SP_MSG_BLOB_FINISH, SP_CONN_AUTH, NULL, blob_finish_work, NULL, 0 },
+	{ SP_MSG_BLOB_GET, SP_CONN_AUTH, NULL, blob_get_work, NULL, 0 },
+	{ SP_MSG_BLOB_DELETE, SP_CONN_AUTH, NULL, blob_delete_work, NULL, 0 },
+};
+
+const struct sp_handler *
+sp_handler_find(uint32_t type)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (handlers[i].type == type)
+			return &handlers[i];
+	return NULL;
+}

@@ -1,0 +1,663 @@
+/*
+ * Integration tests of sealpost-server: the real daemon on 127.0.0.1, the
+ * real libwebsockets client (client-core/sync_client.c), over TLS and plain
+ * TCP.  Every message type and every error path the protocol defines.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "tests/sync/harness.h"
+#include "tests/unit.h"
+
+static struct srv S;
+
+static struct sp_client_msg *
+simple(sp_client *c, uint32_t type)
+{
+	struct sp_frame f;
+
+	sp_frame_init(&f, type, 0);
+	return call(c, &f);
+}
+
+static int
+append(sp_client *c, const char *text, uint64_t expected, uint64_t *seq_r)
+{
+	struct sp_frame f;
+	struct sp_client_msg *m;
+	int code;
+
+	sp_frame_init(&f, SP_MSG_APPEND, 0);
+	(void)sp_frame_add_item(&f, SP_F_RECORDS, text, strlen(text), 0);
+	if (expected != UINT64_MAX)
+		sp_frame_set_uint(&f, SP_F_EXPECTED, expected);
+	if ((m = call(c, &f)) == NULL)
+		return -1;
+	code = reply_code(m);
+	if (code == 0 && seq_r)
+		*seq_r = m->f.f[SP_F_SEQ].u;
+	sp_client_msg_free(m);
+	return code;
+}
+
+/* Expects the next push to carry exactly one record equal to text. */
+static int
+push_is(sp_client *c, const char *text, uint64_t seq)
+{
+	struct sp_client_msg *m;
+	const struct sp_frame_item *it;
+	size_t n;
+	int ok;
+
+	if (sp_client_next_push(c, 3000, &m) != 0)
+		return 0;
+	it = sp_frame_array(&m->f, SP_F_RECORDS, &n);
+	ok = m->f.type == SP_MSG_PUSH && m->f.f[SP_F_SEQ].u == seq && n == 1 &&
+	    it[0].len == strlen(text) && memcmp(it[0].ptr, text, n) == 0;
+	if (!ok)
+		fprintf(stderr, "# push: type %u seq %llu n %zu\n", m->f.type,
+		    (unsigned long long)m->f.f[SP_F_SEQ].u, n);
+	sp_client_msg_free(m);
+	return ok;
+}
+
+static void
+t_hello_and_version(void)
+{
+	struct sp_client_opts o = { .host = "127.0.0.1", .port = S.port,
+	    .tls = 1, .ca_file = S.cert, .skip_hello = 1 };
+	sp_client *c;
+	struct sp_frame f;
+	struct sp_client_msg *m;
+	char err[256];
+
+	/* Anything before HELLO is refused. */
+	CHECK_RC(sp_client_connect(&o, &c, err, sizeof(err)), 0);
+	if (c == NULL) {
+		fprintf(stderr, "# connect: %s\n", err);
+		return;
+	}
+	m = simple(c, SP_MSG_SESSIONS);
+	CHECK(reply_code(m) == SP_PERR_SEQUENCE);
+	sp_client_msg_free(m);
+	/* A version we do not speak: ERROR VERSION, then the close. */
+	sp_frame_init(&f, SP_MSG_HELLO, 0);
+	sp_frame_set_uint(&f, SP_F_VERSION, 99);
+	m = call(c, &f);
+	CHECK(reply_code(m) == SP_PERR_VERSION);
+	sp_client_msg_free(m);
+	sp_client_service(c, 500);
+	CHECK(sp_client_is_closed(c));
+	sp_client_close(c);
+	/* The good path, then a second HELLO is out of sequence. */
+	c = srv_connect(&S, "t");
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	sp_frame_init(&f, SP_MSG_HELLO, 0);
+	sp_frame_set_uint(&f, SP_F_VERSION, 1);
+	m = call(c, &f);
+	CHECK(reply_code(m) == SP_PERR_SEQUENCE);
+	sp_client_msg_free(m);
+	sp_client_close(c);
+}
+
+static void
+t_register(void)
+{
+	sp_client *c = srv_connect(&S, "reg");
+	struct acct a, b;
+	char invite[128];
+	int code = 0;
+
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	/* Registration is by invite on this server. */
+	CHECK(acct_register(c, &a, "ann@example.org", NULL, &code) ==
+	    SP_MSG_ERROR && code == SP_PERR_INVITE);
+	acct_free(&a);
+	CHECK(acct_register(c, &a, "ann@example.org", "bogus", &code) ==
+	    SP_MSG_ERROR && code == SP_PERR_INVITE);
+	acct_free(&a);
+	CHECK_RC(srv_admin(&S, "invite", invite, sizeof(invite)), 0);
+	CHECK(strlen(invite) == 48);
+	CHECK(acct_register(c, &a, "Ann@Example.ORG", invite, &code) ==
+	    SP_MSG_OK);
+	/* An invite is good once. */
+	CHECK(acct_register(c, &b, "bob@example.org", invite, &code) ==
+	    SP_MSG_ERROR && code == SP_PERR_INVITE);
+	acct_free(&b);
+	CHECK_RC(srv_admin(&S, "invite", invite, sizeof(invite)), 0);
+	CHECK(acct_register(c, &b, "elsewhere@example.com", invite, &code) ==
+	    SP_MSG_ERROR && code == SP_PERR_DOMAIN);
+	acct_free(&b);
+	CHECK(acct_register(c, &b, "not-an-address", invite, &code) ==
+	    SP_MSG_ERROR && code == SP_PERR_INVALID);
+	acct_free(&b);
+	CHECK(acct_register(c, &b, "ann@example.org", invite, &code) ==
+	    SP_MSG_ERROR && code == SP_PERR_EXISTS);
+	acct_free(&b);
+	acct_free(&a);
+	sp_client_close(c);
+}
+
+static int
+make_account(const char *address, struct acct *a)
+{
+	sp_client *c = srv_connect(&S, "mk");
+	char invite[128];
+	int ok;
+
+	if (c == NULL || srv_admin(&S, "invite", invite, sizeof(invite)) != 0)
+		return -1;
+	ok = acct_register(c, a, address, invite, NULL) == SP_MSG_OK;
+	sp_client_close(c);
+	return ok ? 0 : -1;
+}
+
+static void
+t_prelogin_hides_accounts(void)
+{
+	sp_client *c = srv_connect(&S, "pre");
+	struct sp_frame f;
+	struct sp_client_msg *m1, *m2, *m3;
+	uint8_t real[25];
+
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	sp_frame_init(&f, SP_MSG_PRELOGIN, 0);
+	sp_frame_set_text(&f, SP_F_ADDRESS, "ann@example.org");
+	m1 = call(c, &f);
+	sp_frame_init(&f, SP_MSG_PRELOGIN, 0);
+	sp_frame_set_text(&f, SP_F_ADDRESS, "nobody@example.org");
+	m2 = call(c, &f);
+	sp_frame_init(&f, SP_MSG_PRELOGIN, 0);
+	sp_frame_set_text(&f, SP_F_ADDRESS, "nobody@example.org");
+	m3 = call(c, &f);
+	CHECK(m1 && m2 && m3 && m1->f.type == SP_MSG_PRELOGIN_OK &&
+	    m2->f.type == SP_MSG_PRELOGIN_OK);
+	if (m1 && m2 && m3) {
+		struct sp_kdf_params p;
+
+		memcpy(real, m1->f.f[SP_F_KDF_PARAMS].ptr, 25);
+		/* Plausible: valid parameters, stable per address, a salt
+		 * unlike the real account's, fresh challenges. */
+		CHECK_RC(sp_kdf_params_decode(m2->f.f[SP_F_KDF_PARAMS].ptr, &p),
+		    0);
+		CHECK(memcmp(m2->f.f[SP_F_KDF_PARAMS].ptr,
+		    m3->f.f[SP_F_KDF_PARAMS].ptr, 25) == 0);
+		CHECK(memcmp(real + 9, m2->f.f[SP_F_KDF_PARAMS].ptr + 9, 16));
+		CHECK(memcmp(m2->f.f[SP_F_CHALLENGE].ptr,
+		    m3->f.f[SP_F_CHALLENGE].ptr, 32) != 0);
+	}
+	sp_client_msg_free(m1);
+	sp_client_msg_free(m2);
+	sp_client_msg_free(m3);
+	sp_client_close(c);
+}
+
+static void
+t_login_failures_and_rate_limit(void)
+{
+	sp_client *c = srv_connect(&S, "lf");
+	struct acct a;
+	struct sp_frame f;
+	struct sp_client_msg *m;
+	uint8_t chal[32], sig[64];
+	int i, code;
+
+	CHECK(c != NULL && make_account("carl@example.org", &a) == 0);
+	if (c == NULL)
+		return;
+	/* A signature by the wrong key. */
+	sp_frame_init(&f, SP_MSG_PRELOGIN, 0);
+	sp_frame_set_text(&f, SP_F_ADDRESS, a.address);
+	m = call(c, &f);
+	memcpy(chal, m->f.f[SP_F_CHALLENGE].ptr, 32);
+	sp_client_msg_free(m);
+	memset(sig, 7, sizeof(sig));
+	sp_frame_init(&f, SP_MSG_LOGIN, 0);
+	sp_frame_set_text(&f, SP_F_ADDRESS, a.address);
+	sp_frame_set_bytes(&f, SP_F_CHALLENGE, chal, 32);
+	sp_frame_set_bytes(&f, SP_F_SIGNATURE, sig, 64);
+	m = call(c, &f);
+	CHECK(reply_code(m) == SP_PERR_DENIED);
+	sp_client_msg_free(m);
+	/* The same challenge again: used up. */
+	m = call(c, &f);
+	CHECK(reply_code(m) == SP_PERR_DENIED);
+	sp_client_msg_free(m);
+	/* A challenge never issued. */
+	chal[0] ^= 1;
+	sp_frame_set_bytes(&f, SP_F_CHALLENGE, chal, 32);
+	for (i = 0; i < 3; i++) {
+		m = call(c, &f);
+		code = reply_code(m);
+		sp_client_msg_free(m);
+	}
+	/* Five failures in a minute: even the right password is refused. */
+	CHECK_RC(acct_login(c, &a), SP_PERR_RATE);
+	(void)code;
+	acct_free(&a);
+	sp_client_close(c);
+}
+
+static void
+t_log_and_two_sessions(void)
+{
+	sp_client *c1 = srv_connect(&S, "desk"), *c2 = srv_connect(&S, "phone");
+	struct acct a;
+	struct sp_frame f;
+	struct sp_client_msg *m;
+	uint64_t seq = 0;
+	const struct sp_frame_item *it;
+	size_t n;
+
+	CHECK(c1 && c2 && make_account("dora@example.org", &a) == 0);
+	if (!c1 || !c2)
+		return;
+	/* Requests that need a login are refused before it. */
+	CHECK(append(c1, "x", UINT64_MAX, NULL) == SP_PERR_AUTH);
+	CHECK_RC(acct_login(c1, &a), 0);
+	CHECK_RC(acct_login(c2, &a), 0);
+	CHECK_RC(append(c1, "r1", 0, &seq), 0);
+	CHECK(seq == 1);
+	/* Optimistic concurrency: expected last seq 0 is stale now. */
+	CHECK(append(c1, "lost", 0, NULL) == SP_PERR_CONFLICT);
+	CHECK_RC(append(c1, "r2", 1, &seq), 0);
+	CHECK(seq == 2);
+	/* Subscribe from 1: catch-up in order, then live records. */
+	sp_frame_init(&f, SP_MSG_SUBSCRIBE, 0);
+	sp_frame_set_uint(&f, SP_F_SEQ, 1);
+	m = call(c2, &f);
+	CHECK(m && m->f.type == SP_MSG_SUBSCRIBED && m->f.f[SP_F_LAST].u == 2);
+	sp_client_msg_free(m);
+	{
+		struct sp_client_msg *p;
+		uint64_t next = 1;
+
+		while (next <= 2 && sp_client_next_push(c2, 3000, &p) == 0) {
+			it = sp_frame_array(&p->f, SP_F_RECORDS, &n);
+			CHECK(p->f.f[SP_F_SEQ].u == next);
+			next += n;
+			sp_client_msg_free(p);
+		}
+		CHECK(next == 3);
+	}
+	/* c1 subscribes too: each sees the other's appends at once. */
+	sp_frame_init(&f, SP_MSG_SUBSCRIBE, 0);
+	sp_frame_set_uint(&f, SP_F_SEQ, 3);
+	m = call(c1, &f);
+	CHECK(m && m->f.type == SP_MSG_SUBSCRIBED);
+	sp_client_msg_free(m);
+	CHECK_RC(append(c1, "from desk", UINT64_MAX, &seq), 0);
+	CHECK(push_is(c2, "from desk", 3));
+	CHECK(push_is(c1, "from desk", 3));
+	CHECK_RC(append(c2, "from phone", UINT64_MAX, &seq), 0);
+	CHECK(push_is(c1, "from phone", 4));
+	CHECK(push_is(c2, "from phone", 4));
+	/* READ pages. */
+	sp_frame_init(&f, SP_MSG_READ, 0);
+	sp_frame_set_uint(&f, SP_F_SEQ, 2);
+	sp_frame_set_uint(&f, SP_F_MAX_RECORDS, 2);
+	m = call(c1, &f);
+	CHECK(m && m->f.type == SP_MSG_RECORDS);
+	if (m && m->f.type == SP_MSG_RECORDS) {
+		it = sp_frame_array(&m->f, SP_F_RECORDS, &n);
+		CHECK(n == 2 && m->f.f[SP_F_SEQ].u == 2 &&
+		    m->f.f[SP_F_LAST].u == 4 && m->f.f[SP_F_MORE].u == 1);
+		CHECK(n == 2 && it[1].len == 9 && !memcmp(it[1].ptr,
+		    "from desk", 9));
+	}
+	sp_client_msg_free(m);
+	acct_free(&a);
+	sp_client_close(c1);
+	sp_client_close(c2);
+}
+
+static void
+t_deliver_keys_blobs(void)
+{
+	sp_client *c = srv_connect(&S, "x"), *d = srv_connect(&S, "y");
+	struct acct a, b;
+	struct sp_frame f;
+	struct sp_client_msg *m;
+	uint8_t blob[100000], id[32], bad[32];
+
+	size_t i;
+
+	CHECK(c && d && make_account("eve@example.org", &a) == 0 &&
+	    make_account("fay@example.net", &b) == 0);
+	if (!c || !d)
+		return;
+	CHECK_RC(acct_login(c, &a), 0);
+	CHECK_RC(acct_login(d, &b), 0);
+	sp_frame_init(&f, SP_MSG_SUBSCRIBE, 0);
+	sp_frame_set_uint(&f, SP_F_SEQ, 1);
+	sp_client_msg_free(call(d, &f));
+	/* Internal mail: eve appends a sealed record to fay's log. */
+	sp_frame_init(&f, SP_MSG_DELIVER, 0);
+	sp_frame_set_text(&f, SP_F_RECIPIENT, "fay@example.net");
+	(void)sp_frame_add_item(&f, SP_F_RECORDS, "sealed", 6, 0);
+	m = call(c, &f);
+	CHECK(m && m->f.type == SP_MSG_OK);
+	sp_client_msg_free(m);
+	CHECK(push_is(d, "sealed", 1));
+	sp_frame_init(&f, SP_MSG_DELIVER, 0);
+	sp_frame_set_text(&f, SP_F_RECIPIENT, "ghost@example.net");
+	(void)sp_frame_add_item(&f, SP_F_RECORDS, "sealed", 6, 0);
+	m = call(c, &f);
+	CHECK(reply_code(m) == SP_PERR_NOT_FOUND);
+	sp_client_msg_free(m);
+	/* Key directory. */
+	sp_frame_init(&f, SP_MSG_KEYS_GET, 0);
+	sp_frame_set_text(&f, SP_F_ADDRESS, "fay@example.net");
+	m = call(c, &f);
+	CHECK(m && m->f.type == SP_MSG_KEYS && m->f.f[SP_F_PUBKEYS].len == 64 &&
+	    !memcmp(m->f.f[SP_F_PUBKEYS].ptr, sp_keyset_identity_pk(b.ks), 32));
+	sp_client_msg_free(m);
+	/* Blobs: chunked upload, resume, hash check, download, delete. */
+	for (i = 0; i < sizeof(blob); i++)
+		blob[i] = (uint8_t)(i * 7);
+	crypto_generichash(id, 32, blob, sizeof(blob), NULL, 0);
+	sp_frame_init(&f, SP_MSG_BLOB_BEGIN, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, id, 32);
+	sp_frame_set_uint(&f, SP_F_SIZE, sizeof(blob));
+	m = call(c, &f);
+	CHECK(m && m->f.type == SP_MSG_BLOB_BEGUN && m->f.f[SP_F_HAVE].u == 0);
+	sp_client_msg_free(m);
+	sp_frame_init(&f, SP_MSG_BLOB_CHUNK, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, id, 32);
+	sp_frame_set_uint(&f, SP_F_INDEX, 0);
+	sp_frame_set_bytes(&f, SP_F_DATA, blob, 65536);
+	m = call(c, &f);
+	CHECK(m && m->f.type == SP_MSG_OK);
+	sp_client_msg_free(m);
+	/* Finishing early fails; resuming says one chunk is there. */
+	sp_frame_init(&f, SP_MSG_BLOB_FINISH, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, id, 32);
+	m = call(c, &f);
+	CHECK(reply_code(m) != 0);
+	sp_client_msg_free(m);
+	sp_frame_init(&f, SP_MSG_BLOB_BEGIN, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, id, 32);
+	sp_frame_set_uint(&f, SP_F_SIZE, sizeof(blob));
+	m = call(c, &f);
+	CHECK(m && m->f.type == SP_MSG_BLOB_BEGUN && m->f.f[SP_F_HAVE].u == 1);
+	sp_client_msg_free(m);
+	sp_frame_init(&f, SP_MSG_BLOB_CHUNK, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, id, 32);
+	sp_frame_set_uint(&f, SP_F_INDEX, 1);
+	sp_frame_set_bytes(&f, SP_F_DATA, blob + 65536, sizeof(blob) - 65536);
+	sp_client_msg_free(call(c, &f));
+	sp_frame_init(&f, SP_MSG_BLOB_FINISH, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, id, 32);
+	m = call(c, &f);
+	CHECK(m && m->f.type == SP_MSG_OK);
+	sp_client_msg_free(m);
+	/* fay can fetch it by id (she got it in a sealed record). */
+	sp_frame_init(&f, SP_MSG_BLOB_GET, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, id, 32);
+	sp_frame_set_uint(&f, SP_F_INDEX, 1);
+	m = call(d, &f);
+	CHECK(m && m->f.type == SP_MSG_BLOB_DATA &&
+	    m->f.f[SP_F_SIZE].u == sizeof(blob) &&
+	    m->f.f[SP_F_DATA].len == sizeof(blob) - 65536 &&
+	    !memcmp(m->f.f[SP_F_DATA].ptr, blob + 65536, sizeof(blob) - 65536));
+	sp_client_msg_free(m);
+	/* A blob whose bytes do not hash to its id is refused. */
+	memset(bad, 1, sizeof(bad));
+	sp_frame_init(&f, SP_MSG_BLOB_BEGIN, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, bad, 32);
+	sp_frame_set_uint(&f, SP_F_SIZE, 10);
+	sp_client_msg_free(call(c, &f));
+	sp_frame_init(&f, SP_MSG_BLOB_CHUNK, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, bad, 32);
+	sp_frame_set_uint(&f, SP_F_INDEX, 0);
+	sp_frame_set_bytes(&f, SP_F_DATA, blob, 10);
+	sp_client_msg_free(call(c, &f));
+	sp_frame_init(&f, SP_MSG_BLOB_FINISH, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, bad, 32);
+	m = call(c, &f);
+	CHECK(reply_code(m) == SP_PERR_INVALID);
+	sp_client_msg_free(m);
+	/* Delete: the last reference takes the bytes with it. */
+	sp_frame_init(&f, SP_MSG_BLOB_DELETE, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, id, 32);
+	m = call(c, &f);
+	CHECK(m && m->f.type == SP_MSG_OK);
+	sp_client_msg_free(m);
+	sp_frame_init(&f, SP_MSG_BLOB_GET, 0);
+	sp_frame_set_bytes(&f, SP_F_BLOB_ID, id, 32);
+	sp_frame_set_uint(&f, SP_F_INDEX, 0);
+	m = call(d, &f);
+	CHECK(reply_code(m) == SP_PERR_NOT_FOUND);
+	sp_client_msg_free(m);
+	acct_free(&a);
+	acct_free(&b);
+	sp_client_close(c);
+	sp_client_close(d);
+}
+
+static void
+t_sessions_revoke_resume_logout(void)
+{
+	sp_client *c1 = srv_connect(&S, "a"), *c2 = srv_connect(&S, "b");
+	sp_client *c3;
+	struct acct a;
+	uint8_t token1[32], sid2[16];
+	struct sp_frame f;
+	struct sp_client_msg *m;
+	const struct sp_frame_item *ids;
+	size_t n = 0;
+
+	CHECK(c1 && c2 && make_account("gus@example.org", &a) == 0);
+	if (!c1 || !c2)
+		return;
+	CHECK_RC(acct_login(c1, &a), 0);
+	memcpy(token1, a.token, 32);
+	CHECK_RC(acct_login(c2, &a), 0);
+	memcpy(sid2, a.session_id, 16);
+	m = simple(c1, SP_MSG_SESSIONS);
+	if (m && m->f.type == SP_MSG_ERROR)
+		fprintf(stderr, "# SESSIONS: %.*s\n",
+		    (int)m->f.f[SP_F_MESSAGE].len, m->f.f[SP_F_MESSAGE].ptr);
+	CHECK(m && m->f.type == SP_MSG_SESSIONS_OK);
+	ids = m ? sp_frame_array(&m->f, SP_F_SESSION_IDS, &n) : NULL;
+	CHECK(n == 2);
+	CHECK(ids && (memcmp(ids[0].ptr, sid2, 16) == 0 ||
+	    memcmp(ids[1].ptr, sid2, 16) == 0));
+	sp_client_msg_free(m);
+	/* Revoking the phone cuts its open connection at once. */
+	sp_frame_init(&f, SP_MSG_REVOKE, 0);
+	sp_frame_set_bytes(&f, SP_F_SESSION_ID, sid2, 16);
+	m = call(c1, &f);
+	CHECK(m && m->f.type == SP_MSG_OK);
+	sp_client_msg_free(m);
+	CHECK(sp_client_next_push(c2, 2000, &m) == 0 &&
+	    reply_code(m) == SP_PERR_AUTH);
+	sp_client_msg_free(m);
+	sp_client_service(c2, 300);
+	CHECK(sp_client_is_closed(c2));
+	m = call(c1, &f);
+	CHECK(reply_code(m) == SP_PERR_NOT_FOUND);
+	sp_client_msg_free(m);
+	/* RESUME with the desk's token on a new connection. */
+	c3 = srv_connect(&S, "c");
+	sp_frame_init(&f, SP_MSG_RESUME, 0);
+	sp_frame_set_bytes(&f, SP_F_TOKEN, token1, 32);
+	m = c3 ? call(c3, &f) : NULL;
+	CHECK(m && m->f.type == SP_MSG_RESUME_OK &&
+	    m->f.f[SP_F_ADDRESS].len == strlen("gus@example.org"));
+	sp_client_msg_free(m);
+	/* LOGOUT ends the session everywhere: RESUME fails afterwards. */
+	m = simple(c1, SP_MSG_LOGOUT);
+	CHECK(m && m->f.type == SP_MSG_OK);
+	sp_client_msg_free(m);
+	CHECK(append(c1, "x", UINT64_MAX, NULL) == SP_PERR_AUTH);
+	sp_client_close(c3);
+	c3 = srv_connect(&S, "d");
+	m = c3 ? call(c3, &f) : NULL;
+	CHECK(reply_code(m) == SP_PERR_AUTH);
+	sp_client_msg_free(m);
+	acct_free(&a);
+	sp_client_close(c1);
+	sp_client_close(c2);
+	sp_client_close(c3);
+}
+
+/* Hostile bytes: the server answers, closes that connection cleanly, and
+ * keeps serving everyone else. */
+static void
+t_malformed_frames(void)
+{
+	static const uint8_t garbage[] = { 0xff, 0x00, 0x13, 0x37 };
+	static const uint8_t unknown[] = { 0xa2, 0x00, 0x18, 0x3e, 0x01, 0x05 };
+	sp_client *c;
+	struct sp_client_msg *m;
+	uint8_t *big;
+
+	c = srv_connect(&S, "m1");
+	CHECK(c != NULL);
+	CHECK_RC(sp_client_send_raw(c, garbage, sizeof(garbage), 1), 0);
+	CHECK(sp_client_next_push(c, 2000, &m) == 0 &&
+	    reply_code(m) == SP_PERR_MALFORMED);
+	sp_client_msg_free(m);
+	sp_client_service(c, 300);
+	CHECK(sp_client_is_closed(c));
+	sp_client_close(c);
+
+	c = srv_connect(&S, "m2");
+	CHECK_RC(sp_client_send_raw(c, "hello", 5, 0), 0);  /* text */
+	sp_client_service(c, 1000);
+	sp_client_service(c, 300);
+	CHECK(sp_client_is_closed(c));
+	sp_client_close(c);
+
+	/* Unknown message type 62, id 5: an error reply, connection open. */
+	c = srv_connect(&S, "m3");
+	CHECK_RC(sp_client_send_raw(c, unknown, sizeof(unknown), 1), 0);
+	CHECK(sp_client_wait(c, 5, &m) == 0 &&
+	    reply_code(m) == SP_PERR_UNKNOWN);
+	sp_client_msg_free(m);
+	m = simple(c, SP_MSG_SESSIONS);
+	CHECK(reply_code(m) == SP_PERR_AUTH);   /* still talking */
+	sp_client_msg_free(m);
+	sp_client_close(c);
+
+	/* Over the frame limit. */
+	c = srv_connect(&S, "m4");
+	big = calloc(1, SP_FRAME_MAX + 10);
+	CHECK_RC(sp_client_send_raw(c, big, SP_FRAME_MAX + 10, 1), 0);
+	free(big);
+	sp_client_service(c, 2000);
+	sp_client_service(c, 500);
+	CHECK(sp_client_is_closed(c));
+	sp_client_close(c);
+
+	c = srv_connect(&S, "after");
+	CHECK(c != NULL);
+	sp_client_close(c);
+}
+
+static void
+t_http_endpoints(void)
+{
+	char cmd[512], out[8192];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "curl -sS --cacert %s "
+	    "https://127.0.0.1:%d/health", S.cert, S.port);
+	p = popen(cmd, "r");
+	n = p ? fread(out, 1, sizeof(out) - 1, p) : 0;
+	out[n] = 0;
+	if (p)
+		pclose(p);
+	CHECK(strcmp(out, "ok\n") == 0);
+	snprintf(cmd, sizeof(cmd), "curl -sS --cacert %s "
+	    "https://127.0.0.1:%d/metrics", S.cert, S.port);
+	p = popen(cmd, "r");
+	n = p ? fread(out, 1, sizeof(out) - 1, p) : 0;
+	out[n] = 0;
+	if (p)
+		pclose(p);
+	CHECK(strstr(out, "sealpost_records_appended_total ") != NULL);
+	CHECK(strstr(out, "sealpost_push_latency_ms_bucket{le=\"+Inf\"}") !=
+	    NULL);
+	CHECK(strstr(out, "sealpost_store_used_bytes ") != NULL);
+	/* TLS below 1.2 is refused. */
+	snprintf(cmd, sizeof(cmd), "curl -sS --cacert %s --tlsv1.1 "
+	    "--tls-max 1.1 https://127.0.0.1:%d/health >/dev/null 2>&1",
+	    S.cert, S.port);
+	CHECK(system(cmd) != 0);
+}
+
+/* The same protocol over plain TCP (ws://), on a second server. */
+static void
+t_plain_tcp(void)
+{
+	struct srv p;
+	sp_client *c;
+	struct acct a;
+	uint64_t seq = 0;
+
+	CHECK_RC(srv_start(&p, 0, "--open-registration yes"), 0);
+	c = srv_connect(&p, "plain");
+	CHECK(c != NULL);
+	if (c) {
+		CHECK(acct_register(c, &a, "pat@example.org", NULL, NULL) ==
+		    SP_MSG_OK);
+		CHECK_RC(acct_login(c, &a), 0);
+		CHECK_RC(append(c, "plain", UINT64_MAX, &seq), 0);
+		CHECK(seq == 1);
+		acct_free(&a);
+		sp_client_close(c);
+	}
+	/* SIGTERM: a clean stop with exit status 0. */
+	{
+		int st = srv_stop(&p, SIGTERM);
+
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	srv_cleanup(&p);
+}
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (srv_start(&S, 1, NULL) != 0)
+		return 1;
+	RUN(t_hello_and_version);
+	RUN(t_register);
+	RUN(t_prelogin_hides_accounts);
+	RUN(t_login_failures_and_rate_limit);
+	RUN(t_log_and_two_sessions);
+	RUN(t_deliver_keys_blobs);
+	RUN(t_sessions_revoke_resume_logout);
+	RUN(t_malformed_frames);
+	RUN(t_http_endpoints);
+	RUN(t_plain_tcp);
+	{
+		int st = srv_stop(&S, SIGTERM);
+
+		unit_case_failed = 0;
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		unit_n++;
+		printf("%sok %d - server stops cleanly on SIGTERM\n",
+		    unit_case_failed ? "not " : "", unit_n);
+		if (unit_case_failed)
+			unit_failed++;
+	}
+	srv_cleanup(&S);
+	return unit_done();
+}
