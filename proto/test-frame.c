@@ -836,6 +836,7 @@ t_malformed(void)
 	CHECK_HEX("a4 00 18 1e 01 01 0f a0 10 81 41 61", M, "nested map");
 	CHECK_HEX("a3 00 18 1e 01 01 10 81 80", M, "nested array");
 	CHECK_HEX("a3 00 18 1e 01 01 10 81 a1 00 00", M, "nested map");
+	CHECK_HEX("a4 00 18 1e 01 01 10 81 41 61 18 22 a0", M, "nested map");
 	CHECK_HEX("a4 00 18 1e 01 01 0f 81 80 10 81 41 61", M,
 	    "nested array");
 	/* keys */
@@ -1280,6 +1281,14 @@ t_encoder_misuse(void)
 	sp_frame_set_bytes(&f, SP_F_BLOB_ID, pat, 32);
 	sp_frame_set_uint(&f, SP_F_INDEX, 0);
 	sp_frame_set_bytes(&f, SP_F_DATA, NULL, 0);
+	check_roundtrip(&f);
+	f.f[SP_F_DATA].len = 1;		/* NULL with a length */
+	CHECK_RC(sp_frame_encode(&f, 0, &enc, &len), SP_EINVAL);
+	/* marking an array empty keeps the items it already has */
+	sp_frame_init(&f, SP_MSG_APPEND, 1);
+	CHECK_RC(sp_frame_add_item(&f, SP_F_RECORDS, "x", 1, 0), 0);
+	sp_frame_set_array_empty(&f, SP_F_RECORDS);
+	CHECK(f.f[SP_F_RECORDS].len == 1);
 	check_roundtrip(&f);
 	CHECK_RC(sp_frame_encode(&f, SIZE_MAX, &enc, &len), SP_EINVAL);
 

@@ -18,6 +18,13 @@ sp_config_defaults(struct sp_server_config *c)
 	c->login_fail_per_account = 5;
 	c->login_fail_per_ip = 20;
 	c->deliver_per_minute = 600;
+	c->kdf_min_ops = 2;
+	c->kdf_min_mem_kib = 65536;
+	c->session_days = 90;
+	c->register_per_hour = 5;
+	c->prelogin_per_minute = 30;
+	c->keys_per_minute = 60;
+	c->blob_max = 64u * 1024 * 1024;
 }
 
 static int
@@ -135,6 +142,32 @@ sp_config_set(struct sp_server_config *c, const char *key, const char *v,
 		c->quota_default = (uint64_t)mb * 1024 * 1024;
 		return 0;
 	}
+	if (!strcmp(key, "kdf-min-ops"))
+		return set_int(&c->kdf_min_ops, v, 1, 64, key, errbuf, errlen);
+	if (!strcmp(key, "kdf-min-mem-kib"))
+		return set_int(&c->kdf_min_mem_kib, v, 8, 4 * 1024 * 1024, key,
+		    errbuf, errlen);
+	if (!strcmp(key, "session-days"))
+		return set_int(&c->session_days, v, 1, 3650, key, errbuf, errlen);
+	if (!strcmp(key, "register-per-hour"))
+		return set_int(&c->register_per_hour, v, 1, 1000000, key, errbuf,
+		    errlen);
+	if (!strcmp(key, "prelogin-per-minute"))
+		return set_int(&c->prelogin_per_minute, v, 1, 1000000, key,
+		    errbuf, errlen);
+	if (!strcmp(key, "keys-per-minute"))
+		return set_int(&c->keys_per_minute, v, 1, 1000000, key, errbuf,
+		    errlen);
+	if (!strcmp(key, "blob-max-mb")) {
+		int mb;
+
+		if (set_int(&mb, v, 1, 1 << 20, key, errbuf, errlen))
+			return -1;
+		c->blob_max = (uint64_t)mb * 1024 * 1024;
+		return 0;
+	}
+	if (!strcmp(key, "metrics-public"))
+		return set_bool(&c->metrics_public, v, key, errbuf, errlen);
 	if (!strcmp(key, "no-sync"))
 		return set_bool(&c->no_sync, v, key, errbuf, errlen);
 	if (!strcmp(key, "verbose"))

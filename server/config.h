@@ -27,6 +27,14 @@ struct sp_server_config {
 	int login_fail_per_ip;      /* failures per minute, default 20 */
 	int deliver_per_minute;     /* DELIVER records per sender, default 600 */
 	uint64_t quota_default;     /* bytes per new account, 0 = none */
+	int kdf_min_ops;            /* weakest Argon2id cost accepted, 2 */
+	int kdf_min_mem_kib;        /* 65536 */
+	int session_days;           /* unused sessions expire, 90 */
+	int register_per_hour;      /* REGISTER attempts per source, 5 */
+	int prelogin_per_minute;    /* per source, 30 */
+	int keys_per_minute;        /* KEYS_GET per source, 60 */
+	uint64_t blob_max;          /* bytes, 64 MiB */
+	int metrics_public;         /* 0: /metrics to loopback peers only */
 	int no_sync;                /* benchmarks only: skip fsync */
 	int verbose;
 };

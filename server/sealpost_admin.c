@@ -7,9 +7,11 @@
  *   sealpost-admin [--data-dir DIR] status
  *   sealpost-admin [--data-dir DIR] backup DEST
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -81,6 +83,24 @@ cmd_status(sp_store *st)
 	return 0;
 }
 
+/* Creates the missing parent directories of path (0700), like mkdir -p. */
+static int
+mkparents(const char *path)
+{
+	char buf[4096], *p;
+
+	if (strlen(path) >= sizeof(buf))
+		return ENAMETOOLONG;
+	memcpy(buf, path, strlen(path) + 1);
+	for (p = buf + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = 0;
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return errno;
+		*p = '/';
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -111,7 +131,9 @@ main(int argc, char **argv)
 	else if (strcmp(argv[i], "status") == 0)
 		rc = cmd_status(st);
 	else if (strcmp(argv[i], "backup") == 0 && i + 1 < argc) {
-		rc = sp_store_backup(st, argv[i + 1]);
+		rc = mkparents(argv[i + 1]);
+		if (rc == 0)
+			rc = sp_store_backup(st, argv[i + 1]);
 		if (rc != 0)
 			fprintf(stderr, "sealpost-admin: backup: %s\n",
 			    sp_store_strerror(rc));

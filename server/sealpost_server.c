@@ -34,6 +34,14 @@ usage(FILE *f)
 	    "  login-failures-per-ip N     per minute (20)\n"
 	    "  deliver-per-minute N        internal-mail records per sender (600)\n"
 	    "  quota-mb N                  per new account, 0 = none (0)\n"
+	    "  kdf-min-ops N, kdf-min-mem-kib N  weakest Argon2id cost a new\n"
+	    "                              account may use (2, 65536)\n"
+	    "  session-days N              unused sessions expire (90)\n"
+	    "  register-per-hour N         REGISTER attempts per source (5)\n"
+	    "  prelogin-per-minute N       per source (30)\n"
+	    "  keys-per-minute N           KEYS_GET per source (60)\n"
+	    "  blob-max-mb N               largest blob (64)\n"
+	    "  metrics-public yes|no       /metrics beyond loopback (no)\n"
 	    "  no-sync yes|no              skip fsync: benchmarks only (no)\n"
 	    "  verbose yes|no              (no)\n");
 }

@@ -36,6 +36,7 @@ enum {
 	SP_STORE_ECORRUPT,           /* the database fails its own checks */
 	SP_STORE_EINCOMPLETE,        /* blob upload not finished */
 	SP_STORE_EHASH,              /* blob content does not match its id */
+	SP_STORE_EINVITE,            /* invite unknown, used or expired */
 	SP_STORE_ELAST
 };
 
@@ -78,6 +79,16 @@ struct sp_store_account {
 int sp_store_account_create(sp_store *s, const struct sp_store_account *a,
     const void *vault, size_t vault_len, const void *pubkeys,
     size_t pubkeys_len);
+/*
+ * The same, consuming a registration invite (BLAKE2b-256 of the token) in
+ * the same transaction: SP_STORE_EINVITE if it is unknown, used or expired
+ * at now (checked before the address, so a caller without an invite learns
+ * nothing about it); on any failure the invite stays unused.
+ */
+int sp_store_account_create_invited(sp_store *s,
+    const struct sp_store_account *a, const void *vault, size_t vault_len,
+    const void *pubkeys, size_t pubkeys_len, const uint8_t *invite_hash,
+    uint64_t now);
 /* ENOENT if there is no such account. */
 int sp_store_account_get(sp_store *s, const char *address,
     struct sp_store_account *a_r);

@@ -270,6 +270,8 @@ static const char *const store_errstr[] = {
 	    "blob upload is not complete",
 	[SP_STORE_EHASH - SP_STORE_ECONFLICT] =
 	    "blob content does not match its id",
+	[SP_STORE_EINVITE - SP_STORE_ECONFLICT] =
+	    "invite unknown, used or expired",
 };
 
 const char *
@@ -901,11 +903,20 @@ acct_uncharge(struct acct *x, uint64_t sub)
 	x->a.used_bytes -= sub < x->a.used_bytes ? sub : x->a.used_bytes;
 }
 
+struct invite_arg {
+	uint8_t hash[32];
+	uint64_t t;             /* put: expires; take: now */
+};
+
 struct create_arg {
 	struct acct x;
 	const void *vault, *keys;
 	size_t vault_len, keys_len;
+	const uint8_t *invite;  /* hash to consume first, or NULL */
+	uint64_t now;
 };
+
+static int run_invite_take(sp_store *s, MDB_txn *txn, void *arg);
 
 static int
 run_account_create(sp_store *s, MDB_txn *txn, void *arg)
@@ -915,6 +926,16 @@ run_account_create(sp_store *s, MDB_txn *txn, void *arg)
 	uint8_t idk[8], zero[8] = { 0 };
 	int rc;
 
+	/* The invite first: without one, nothing tells whether the address
+	 * exists.  Both happen in this op's transaction, so an invite is
+	 * used up only if the account is really created. */
+	if (c->invite) {
+		struct invite_arg ia = { .t = c->now };
+
+		memcpy(ia.hash, c->invite, 32);
+		if ((rc = run_invite_take(s, txn, &ia)) != 0)
+			return rc == MDB_NOTFOUND ? SP_STORE_EINVITE : rc;
+	}
 	if ((rc = meta_get64(s, txn, "next_acct", &c->x.id)) != 0)
 		return rc;
 	c->x.id += c->x.id == 0; /* ids start at 1 */
@@ -935,6 +956,15 @@ sp_store_account_create(sp_store *s, const struct sp_store_account *a,
     const void *vault, size_t vault_len, const void *pubkeys,
     size_t pubkeys_len)
 {
+	return sp_store_account_create_invited(s, a, vault, vault_len, pubkeys,
+	    pubkeys_len, NULL, 0);
+}
+
+int
+sp_store_account_create_invited(sp_store *s, const struct sp_store_account *a,
+    const void *vault, size_t vault_len, const void *pubkeys,
+    size_t pubkeys_len, const uint8_t *invite_hash, uint64_t now)
+{
 	struct create_arg c;
 	int rc;
 
@@ -954,6 +984,8 @@ sp_store_account_create(sp_store *s, const struct sp_store_account *a,
 	c.vault_len = vault_len;
 	c.keys = pubkeys;
 	c.keys_len = pubkeys_len;
+	c.invite = invite_hash;
+	c.now = now;
 	return store_write(s, run_account_create, &c);
 }
 
@@ -2207,11 +2239,6 @@ sp_store_queue_delete(sp_store *s, const uint8_t id[16])
 }
 
 /* ---- invites ------------------------------------------------------------ */
-
-struct invite_arg {
-	uint8_t hash[32];
-	uint64_t t;             /* put: expires; take: now */
-};
 
 static int
 run_invite_put(sp_store *s, MDB_txn *txn, void *arg)

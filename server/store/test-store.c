@@ -1287,6 +1287,25 @@ t_invites(void)
 	CHECK_RC(sp_store_invite_take(s, a, 999), 0);
 	CHECK_RC(sp_store_invite_take(s, a, 999), ENOENT);
 	CHECK_RC(sp_store_invite_take(s, NULL, 1), EINVAL);
+	/* Registration by invite: the invite goes only with a new account. */
+	{
+		struct sp_store_account acc = { .address = "inv@example.org" };
+		uint8_t never[32];
+
+		memset(never, 0xcc, sizeof(never));
+		CHECK_RC(sp_store_invite_put(s, a, 1000), 0);
+		CHECK_RC(sp_store_account_create_invited(s, &acc, "v", 1, "k", 1,
+		    never, 10), SP_STORE_EINVITE);
+		CHECK_RC(sp_store_account_get(s, "inv@example.org", &acc), ENOENT);
+		CHECK_RC(sp_store_account_create_invited(s, &acc, "v", 1, "k", 1,
+		    a, 10), 0);
+		CHECK_RC(sp_store_account_get(s, "inv@example.org", &acc), 0);
+		CHECK_RC(sp_store_invite_put(s, a, 1000), 0);
+		/* The address is taken: EEXIST, and the invite survives. */
+		CHECK_RC(sp_store_account_create_invited(s, &acc, "v", 1, "k", 1,
+		    a, 10), EEXIST);
+		CHECK_RC(sp_store_invite_take(s, a, 10), 0);
+	}
 	sp_store_close(s);
 }
 

@@ -70,6 +70,13 @@ struct sp_conn {
 	struct sp_outq outq;
 	size_t out_bytes;
 
+	uint64_t login_time;        /* sp_now_ns() of LOGIN here; 0 if RESUME */
+	LIST_ENTRY(sp_conn) all_entry;
+	size_t nin;                 /* frames waiting in inq */
+	int rx_paused;              /* read-ahead limit reached */
+	int discarding;             /* skipping an oversized message */
+	int close_code;             /* WebSocket close status to send */
+
 	int subscribed;
 	uint64_t next_seq;          /* next record this subscriber needs */
 	int sub_reading;            /* a catch-up read is in flight */
@@ -110,9 +117,11 @@ struct sp_sync {
 	struct sp_auth *auth;
 	uint8_t secret[32];         /* from DATA_DIR/server.key */
 	struct sp_acct *accts[SP_ACCT_BUCKETS];
+	struct sp_connlist all;     /* every WebSocket connection */
 	struct sp_metrics m;
 	int jobs_in_flight;
 	int stopping;
+	uint64_t stop_deadline;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t stop_timer;
 };
@@ -157,7 +166,11 @@ int sp_sync_run(const struct sp_server_config *cfg);
 void sp_conn_send(struct sp_conn *c, uint8_t *buf, size_t len,
     uint64_t t_commit_ns);
 void sp_conn_close(struct sp_conn *c);
+/* The same with a WebSocket close status (docs/protocol.md, section 1). */
+void sp_conn_close_code(struct sp_conn *c, int code);
 void sp_conn_unref(struct sp_conn *c);
+/* (Re)starts the timer that closes a connection not logged in (4002). */
+void sp_conn_login_timer(struct sp_conn *c);
 uint64_t sp_now_ns(void);
 
 /* sync_handlers.c */
@@ -180,6 +193,11 @@ void sp_hub_revoke(struct sp_sync *s, const char *address,
     const uint8_t session_id[16]);
 void sp_session_id(const uint8_t token_hash[32], uint8_t id_r[16]);
 
+/* sync_wkd.c: 1 key (body malloc'd), 2 policy file, 0 not found */
+int sp_wkd_lookup(struct sp_sync *s, struct lws *wsi, const char *uri,
+    uint8_t **body_r, size_t *len_r);
+void sp_wkd_hash(const char *local, char out[33]);
+
 /* sync_auth.c */
 int sp_auth_create(struct sp_sync *s);
 void sp_auth_destroy(struct sp_auth *a);
@@ -192,6 +210,10 @@ int sp_auth_limited(struct sp_auth *a, const char *address,
     const uint8_t peer_key[16]);
 void sp_auth_failed(struct sp_auth *a, const char *address,
     const uint8_t peer_key[16]);
+/* Counts one event for (tag, peer) in a window of window_s seconds; 1 when
+ * the peer already had limit events in it (the event is then refused). */
+int sp_auth_count(struct sp_auth *a, const char *tag,
+    const uint8_t peer_key[16], uint32_t limit, unsigned window_s);
 /* Plausible KDF parameters for an address with no account. */
 void sp_auth_fake_params(struct sp_sync *s, const char *address,
     uint8_t params[25]);

@@ -28,9 +28,9 @@ struct chal {
 };
 
 struct rate {
-	uint8_t key[16];        /* keyed hash of an address or peer */
-	uint64_t minute;
-	uint32_t fails;
+	uint8_t key[16];        /* keyed hash of tag, address or peer */
+	uint64_t window;        /* now / window length */
+	uint32_t fails;         /* events counted in that window */
 };
 
 struct sp_auth {
@@ -128,15 +128,15 @@ sp_auth_take(struct sp_auth *a, const char *address, const uint8_t c[32])
 }
 
 static struct rate *
-rate_find(struct sp_auth *a, const uint8_t key[16], int create)
+rate_find(struct sp_auth *a, const uint8_t key[16], uint64_t window,
+    int create)
 {
-	uint64_t minute = now_s() / 60;
 	uint32_t i, h = slot_of(key, RATE_SLOTS);
 
 	for (i = 0; i < PROBE; i++) {
 		struct rate *e = &a->rate[(h + i) % RATE_SLOTS];
 
-		if (e->minute == minute && memcmp(e->key, key, 16) == 0)
+		if (e->window == window && memcmp(e->key, key, 16) == 0)
 			return e;
 	}
 	if (!create)
@@ -144,9 +144,9 @@ rate_find(struct sp_auth *a, const uint8_t key[16], int create)
 	for (i = 0; i < PROBE; i++) {
 		struct rate *e = &a->rate[(h + i) % RATE_SLOTS];
 
-		if (e->minute != minute) {
+		if (e->window != window) {
 			memcpy(e->key, key, 16);
-			e->minute = minute;
+			e->window = window;
 			e->fails = 0;
 			return e;
 		}
@@ -154,36 +154,61 @@ rate_find(struct sp_auth *a, const uint8_t key[16], int create)
 	return NULL;
 }
 
+static uint32_t
+rate_get(struct sp_auth *a, const char *tag, const void *k, size_t n,
+    unsigned window_s)
+{
+	uint8_t key[16];
+	struct rate *r;
+
+	keyed(a->s, tag, k, n, key);
+	r = rate_find(a, key, now_s() / window_s, 0);
+	return r ? r->fails : 0;
+}
+
+static void
+rate_add(struct sp_auth *a, const char *tag, const void *k, size_t n,
+    unsigned window_s)
+{
+	uint8_t key[16];
+	struct rate *r;
+
+	keyed(a->s, tag, k, n, key);
+	/* A full table forgets the newcomer rather than an old entry: the
+	 * limits stay exact for everyone already being counted. */
+	if ((r = rate_find(a, key, now_s() / window_s, 1)) != NULL)
+		r->fails++;
+}
+
 int
 sp_auth_limited(struct sp_auth *a, const char *address,
     const uint8_t peer_key[16])
 {
 	const struct sp_server_config *cfg = a->s->cfg;
-	uint8_t k[16];
-	struct rate *r;
 
-	keyed(a->s, "acct", address, strlen(address), k);
-	if ((r = rate_find(a, k, 0)) != NULL &&
-	    r->fails >= (uint32_t)cfg->login_fail_per_account)
-		return 1;
-	if ((r = rate_find(a, peer_key, 0)) != NULL &&
-	    r->fails >= (uint32_t)cfg->login_fail_per_ip)
-		return 1;
-	return 0;
+	return rate_get(a, "fail-acct", address, strlen(address), 60) >=
+	    (uint32_t)cfg->login_fail_per_account ||
+	    rate_get(a, "fail-peer", peer_key, 16, 60) >=
+	    (uint32_t)cfg->login_fail_per_ip;
 }
 
 void
 sp_auth_failed(struct sp_auth *a, const char *address,
     const uint8_t peer_key[16])
 {
-	uint8_t k[16];
-	struct rate *r;
+	if (address)
+		rate_add(a, "fail-acct", address, strlen(address), 60);
+	rate_add(a, "fail-peer", peer_key, 16, 60);
+}
 
-	keyed(a->s, "acct", address, strlen(address), k);
-	if ((r = rate_find(a, k, 1)) != NULL)
-		r->fails++;
-	if ((r = rate_find(a, peer_key, 1)) != NULL)
-		r->fails++;
+int
+sp_auth_count(struct sp_auth *a, const char *tag, const uint8_t peer_key[16],
+    uint32_t limit, unsigned window_s)
+{
+	if (rate_get(a, tag, peer_key, 16, window_s) >= limit)
+		return 1;
+	rate_add(a, tag, peer_key, 16, window_s);
+	return 0;
 }
 
 /*
@@ -198,6 +223,6 @@ sp_auth_fake_params(struct sp_sync *s, const char *address, uint8_t out[25])
 	struct sp_kdf_params p = { .alg = SP_KDF_ALG_ARGON2ID13,
 	    .opslimit = SP_KDF_OPS_DEFAULT, .mem_kib = SP_KDF_MEM_KIB_DEFAULT };
 
-	keyed(s, "salt", address, strlen(address), p.salt);
+	keyed(s, "sealpost-fake-salt-v1", address, strlen(address), p.salt);
 	sp_kdf_params_encode(&p, out);
 }

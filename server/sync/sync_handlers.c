@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "crypto/kdf.h"
+#include "crypto/pubkeys.h"
 #include "server/sync/sync.h"
 
 #define MAX_RECORDS 256            /* per APPEND, DELIVER, READ page */
@@ -102,6 +103,39 @@ field_address(const struct sp_frame *f, unsigned key, char *out)
 	return 0;
 }
 
+/*
+ * Policy for new accounts' local parts: 1..64 of [a-z0-9._+-], no leading,
+ * trailing or doubled dot.  Kept to what every MTA and client handles.
+ */
+static int
+local_part_ok(const char *address)
+{
+	const char *at = strchr(address, '@'), *p;
+
+	if (at == NULL || at == address || at - address > 64 ||
+	    address[0] == '.' || at[-1] == '.')
+		return 0;
+	for (p = address; p < at; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    *p == '.' || *p == '-' || *p == '_' || *p == '+'))
+			return 0;
+		if (p[0] == '.' && p[1] == '.')
+			return 0;
+	}
+	return 1;
+}
+
+/* KDF parameters a new password may use: valid and not below policy. */
+static int
+kdf_params_ok(const struct sp_server_config *cfg, const uint8_t *w)
+{
+	struct sp_kdf_params p;
+
+	return sp_kdf_params_decode(w, &p) == 0 &&
+	    p.opslimit >= (uint32_t)cfg->kdf_min_ops &&
+	    p.mem_kib >= (uint32_t)cfg->kdf_min_mem_kib;
+}
+
 static uint64_t
 now_s(void)
 {
@@ -144,7 +178,7 @@ hello_check(struct sp_job *j)
 	if (j->f.f[SP_F_VERSION].u != SP_PROTO_VERSION) {
 		sp_job_reply_error(j, SP_PERR_VERSION,
 		    "this server speaks protocol version 1");
-		j->close_after = 1;
+		j->close_after = 4000;
 		return;
 	}
 	j->conn->state = SP_CONN_OPEN;
@@ -161,21 +195,41 @@ hello_check(struct sp_job *j)
 static void
 register_check(struct sp_job *j)
 {
-	const struct sp_server_config *cfg = j->conn->srv->cfg;
-	struct sp_kdf_params p;
+	struct sp_sync *srv = j->conn->srv;
+	const struct sp_server_config *cfg = srv->cfg;
 
+	if (sp_auth_count(srv->auth, "register", j->conn->peer_key,
+	    (uint32_t)cfg->register_per_hour, 3600))
+		return sp_job_reply_error(j, SP_PERR_RATE,
+		    "too many registrations from here; retry later");
 	if (field_address(&j->f, SP_F_ADDRESS, j->address) != 0)
 		return sp_job_reply_error(j, SP_PERR_INVALID,
 		    "address is not a mail address");
 	if (!sp_config_serves(cfg, j->address))
 		return sp_job_reply_error(j, SP_PERR_DOMAIN,
 		    "this server does not serve that domain");
-	if (sp_kdf_params_decode(j->f.f[SP_F_KDF_PARAMS].ptr, &p) != 0)
+	if (!local_part_ok(j->address))
 		return sp_job_reply_error(j, SP_PERR_INVALID,
-		    "kdf_params outside the accepted range");
+		    "local part: 1 to 64 of a-z 0-9 . - _ +");
 	if (!cfg->open_registration && !sp_frame_has(&j->f, SP_F_INVITE))
 		return sp_job_reply_error(j, SP_PERR_INVITE,
 		    "registration needs an invite");
+	if (!kdf_params_ok(cfg, j->f.f[SP_F_KDF_PARAMS].ptr))
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "kdf_params invalid or weaker than this server accepts");
+	/* The directory entry must be self-signed by the identity key and
+	 * name this address: no account can publish keys for another. */
+	{
+		struct sp_pubkeys pk;
+
+		if (sp_pubkeys_parse(j->f.f[SP_F_PUBKEYS].ptr,
+		    j->f.f[SP_F_PUBKEYS].len, &pk) != 0)
+			return sp_job_reply_error(j, SP_PERR_INVALID,
+			    "pubkeys: not a valid self-signed key set");
+		if (strcmp(pk.address, j->address) != 0)
+			return sp_job_reply_error(j, SP_PERR_INVALID,
+			    "pubkeys: signed for another address");
+	}
 }
 
 static void
@@ -184,26 +238,26 @@ register_work(struct sp_job *j)
 	const struct sp_server_config *cfg = j->conn->srv->cfg;
 	sp_store *st = j->conn->srv->store;
 	struct sp_store_account a;
-	int rc;
+	uint8_t h[32];
+	int rc, invited = sp_frame_has(&j->f, SP_F_INVITE);
 
-	if (sp_frame_has(&j->f, SP_F_INVITE)) {
-		uint8_t h[32];
-		const struct sp_frame_item *inv = &j->f.f[SP_F_INVITE];
-
-		crypto_generichash(h, sizeof(h), inv->ptr, inv->len, NULL, 0);
-		if ((rc = sp_store_invite_take(st, h, now_s())) != 0)
-			return sp_job_reply_error(j, SP_PERR_INVITE,
-			    "invite unknown, used or expired");
-	}
+	if (invited)
+		crypto_generichash(h, sizeof(h), j->f.f[SP_F_INVITE].ptr,
+		    j->f.f[SP_F_INVITE].len, NULL, 0);
 	memset(&a, 0, sizeof(a));
 	memcpy(a.address, j->address, strlen(j->address) + 1);
 	memcpy(a.auth_pk, j->f.f[SP_F_AUTH_PK].ptr, 32);
 	memcpy(a.kdf_params, j->f.f[SP_F_KDF_PARAMS].ptr, 25);
 	a.created = now_s();
 	a.quota_bytes = cfg->quota_default;
-	rc = sp_store_account_create(st, &a, j->f.f[SP_F_VAULT].ptr,
+	/* With an invite, it is consumed in the transaction that creates
+	 * the account, so a failed registration does not use it up. */
+	rc = sp_store_account_create_invited(st, &a, j->f.f[SP_F_VAULT].ptr,
 	    j->f.f[SP_F_VAULT].len, j->f.f[SP_F_PUBKEYS].ptr,
-	    j->f.f[SP_F_PUBKEYS].len);
+	    j->f.f[SP_F_PUBKEYS].len, invited ? h : NULL, now_s());
+	if (rc == SP_STORE_EINVITE)
+		return sp_job_reply_error(j, SP_PERR_INVITE,
+		    "invite unknown, used or expired");
 	if (rc != 0)
 		return reply_store_error(j, rc);
 	reply_ok(j);
@@ -214,6 +268,12 @@ register_work(struct sp_job *j)
 static void
 prelogin_check(struct sp_job *j)
 {
+	struct sp_sync *srv = j->conn->srv;
+
+	if (sp_auth_count(srv->auth, "prelogin", j->conn->peer_key,
+	    (uint32_t)srv->cfg->prelogin_per_minute, 60))
+		return sp_job_reply_error(j, SP_PERR_RATE,
+		    "too many logins from here; retry in a minute");
 	if (field_address(&j->f, SP_F_ADDRESS, j->address) != 0)
 		return sp_job_reply_error(j, SP_PERR_INVALID,
 		    "address is not a mail address");
@@ -233,16 +293,48 @@ prelogin_work(struct sp_job *j)
 	uint8_t params[25];
 
 	/* An unknown account gets plausible parameters after the same
-	 * store lookup, so neither answer nor timing tells them apart. */
+	 * store lookup and the same salt computation (done for every
+	 * address), so neither answer nor timing tells them apart. */
+	sp_auth_fake_params(j->conn->srv, j->address, params);
 	if (sp_store_account_get(j->conn->srv->store, j->address, &a) == 0 &&
 	    !(a.flags & SP_STORE_ACCT_DISABLED))
 		memcpy(params, a.kdf_params, sizeof(params));
-	else
-		sp_auth_fake_params(j->conn->srv, j->address, params);
 	sp_frame_init(&r, SP_MSG_PRELOGIN_OK, j->f.id);
 	sp_frame_set_bytes(&r, SP_F_KDF_PARAMS, params, sizeof(params));
 	sp_frame_set_bytes(&r, SP_F_CHALLENGE, j->token_hash, 32);
 	sp_job_reply(j, &r);
+}
+
+/* At most SESSIONS_MAX sessions (what SESSIONS_OK can list): before a new
+ * one, the least recently used beyond SESSIONS_MAX - 1 are ended. */
+struct lru {
+	struct sp_store_session oldest;
+	size_t n;
+};
+
+static int
+lru_collect(const struct sp_store_session *ss, void *arg)
+{
+	struct lru *l = arg;
+
+	if (l->n++ == 0 || ss->last_seen < l->oldest.last_seen)
+		l->oldest = *ss;
+	return 0;
+}
+
+static void
+session_make_room(sp_store *st, const char *address)
+{
+	struct lru l;
+	int guard;
+
+	for (guard = 0; guard < 4; guard++) {
+		memset(&l, 0, sizeof(l));
+		if (sp_store_session_list(st, address, lru_collect, &l) != 0 ||
+		    l.n < SESSIONS_MAX)
+			return;
+		(void)sp_store_session_delete(st, l.oldest.token_hash);
+	}
 }
 
 static void
@@ -294,6 +386,7 @@ login_work(struct sp_job *j)
 		    n < sizeof(ss.device) ? n : sizeof(ss.device) - 1);
 	}
 	ss.created = ss.last_seen = now_s();
+	session_make_room(st, j->address);
 	if ((rc = sp_store_session_put(st, &ss)) != 0 ||
 	    (rc = sp_store_vault_get(st, j->address, &vault, &vlen)) != 0 ||
 	    (rc = sp_store_log_last(st, j->address, &last)) != 0) {
@@ -322,7 +415,7 @@ become_authenticated(struct sp_job *j)
 	memcpy(c->address, j->address, sizeof(c->address));
 	memcpy(c->token_hash, j->token_hash, 32);
 	c->state = SP_CONN_AUTH;
-	lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+	lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
 	sp_acct_attach(c->srv, c);
 }
 
@@ -338,6 +431,7 @@ login_done(struct sp_job *j)
 	}
 	s->m.logins_ok++;
 	become_authenticated(j);
+	j->conn->login_time = sp_now_ns();
 }
 
 static void
@@ -357,6 +451,11 @@ resume_work(struct sp_job *j)
 	    (a.flags & SP_STORE_ACCT_DISABLED))
 		return sp_job_reply_error(j, SP_PERR_AUTH,
 		    "session unknown or revoked");
+	if (ss.last_seen + (uint64_t)j->conn->srv->cfg->session_days * 86400 <
+	    now_s()) {
+		(void)sp_store_session_delete(st, j->token_hash);
+		return sp_job_reply_error(j, SP_PERR_AUTH, "session expired");
+	}
 	ss.last_seen = now_s();
 	if ((rc = sp_store_session_put(st, &ss)) != 0 ||
 	    (rc = sp_store_log_last(st, ss.address, &last)) != 0)
@@ -372,10 +471,23 @@ resume_work(struct sp_job *j)
 }
 
 static void
+resume_check(struct sp_job *j)
+{
+	if (sp_auth_limited(j->conn->srv->auth, "", j->conn->peer_key))
+		sp_job_reply_error(j, SP_PERR_RATE,
+		    "too many failed logins; retry in a minute");
+}
+
+static void
 resume_done(struct sp_job *j)
 {
-	if (j->rc == 0)
+	if (j->rc == 0) {
 		become_authenticated(j);
+		j->conn->login_time = 0;        /* not a fresh LOGIN */
+	} else {
+		/* Guessing tokens counts like guessing passwords. */
+		sp_auth_failed(j->conn->srv->auth, NULL, j->conn->peer_key);
+	}
 }
 
 static void
@@ -397,6 +509,8 @@ logout_done(struct sp_job *j)
 	sp_acct_detach(c->srv, c);
 	sodium_memzero(c->token_hash, sizeof(c->token_hash));
 	c->state = SP_CONN_OPEN;
+	c->login_time = 0;
+	sp_conn_login_timer(c);
 }
 
 /* ---- SESSIONS / REVOKE -------------------------------------------------- */
@@ -510,15 +624,28 @@ revoke_done(struct sp_job *j)
 		sp_hub_revoke(j->conn->srv, j->conn->address, j->session_id);
 }
 
+#define FRESH_LOGIN_NS (300ull * 1000000000ull)
+
+/* Replacing the login key needs a LOGIN on this connection in the last
+ * 5 minutes: a stolen session token alone cannot change the password. */
+static void
+vault_put_check(struct sp_job *j)
+{
+	struct sp_conn *c = j->conn;
+
+	if (c->login_time == 0 || sp_now_ns() - c->login_time > FRESH_LOGIN_NS)
+		return sp_job_reply_error(j, SP_PERR_AUTH,
+		    "log in again with the current password first");
+	if (!kdf_params_ok(c->srv->cfg, j->f.f[SP_F_KDF_PARAMS].ptr))
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "kdf_params invalid or weaker than this server accepts");
+}
+
 static void
 vault_put_work(struct sp_job *j)
 {
-	struct sp_kdf_params p;
 	int rc;
 
-	if (sp_kdf_params_decode(j->f.f[SP_F_KDF_PARAMS].ptr, &p) != 0)
-		return sp_job_reply_error(j, SP_PERR_INVALID,
-		    "kdf_params outside the accepted range");
 	rc = sp_store_vault_put(j->conn->srv->store, j->conn->address,
 	    j->f.f[SP_F_VAULT].ptr, j->f.f[SP_F_VAULT].len,
 	    j->f.f[SP_F_AUTH_PK].ptr, j->f.f[SP_F_KDF_PARAMS].ptr);
@@ -707,18 +834,37 @@ deliver_check(struct sp_job *j)
 static void
 deliver_work(struct sp_job *j)
 {
+	sp_store *st = j->conn->srv->store;
+	struct sp_store_account a;
 	int rc;
 
-	rc = sp_store_log_append(j->conn->srv->store, j->address,
-	    SP_STORE_ANY, j->recs, j->nrecs, &j->first, &j->last);
+	/* The sender learns only "delivered" or "not deliverable": not
+	 * whether the account is missing, disabled or over quota. */
+	if ((rc = sp_store_account_get(st, j->address, &a)) == 0 &&
+	    (a.flags & SP_STORE_ACCT_DISABLED))
+		rc = ENOENT;
+	if (rc == 0)
+		rc = sp_store_log_append(st, j->address, SP_STORE_ANY, j->recs,
+		    j->nrecs, &j->first, &j->last);
 	if (rc != 0) {
 		j->nrecs = 0;
+		if (rc == ENOENT || rc == SP_STORE_EQUOTA)
+			return sp_job_reply_error(j, SP_PERR_NOT_FOUND,
+			    "recipient cannot receive");
 		return reply_store_error(j, rc);
 	}
 	reply_ok(j);
 }
 
 /* ---- blobs -------------------------------------------------------------- */
+
+static void
+blob_begin_check(struct sp_job *j)
+{
+	if (j->f.f[SP_F_SIZE].u > j->conn->srv->cfg->blob_max)
+		sp_job_reply_error(j, SP_PERR_TOO_LARGE,
+		    "blob larger than this server accepts");
+}
 
 static void
 blob_begin_work(struct sp_job *j)
@@ -796,6 +942,12 @@ blob_delete_work(struct sp_job *j)
 static void
 keys_check(struct sp_job *j)
 {
+	struct sp_sync *srv = j->conn->srv;
+
+	if (sp_auth_count(srv->auth, "keys", j->conn->peer_key,
+	    (uint32_t)srv->cfg->keys_per_minute, 60))
+		return sp_job_reply_error(j, SP_PERR_RATE,
+		    "too many key lookups from here; retry in a minute");
 	if (field_address(&j->f, SP_F_ADDRESS, j->address) != 0)
 		sp_job_reply_error(j, SP_PERR_INVALID,
 		    "address is not a mail address");
@@ -804,11 +956,17 @@ keys_check(struct sp_job *j)
 static void
 keys_work(struct sp_job *j)
 {
+	struct sp_store_account a;
 	struct sp_frame r;
 	int rc;
 
-	if ((rc = sp_store_pubkeys_get(j->conn->srv->store, j->address,
-	    &j->recs_buf, &j->reply_len)) != 0)
+	if ((rc = sp_store_account_get(j->conn->srv->store, j->address,
+	    &a)) == 0 && (a.flags & SP_STORE_ACCT_DISABLED))
+		rc = ENOENT;
+	if (rc == 0)
+		rc = sp_store_pubkeys_get(j->conn->srv->store, j->address,
+		    &j->recs_buf, &j->reply_len);
+	if (rc != 0)
 		return reply_store_error(j, rc);
 	sp_frame_init(&r, SP_MSG_KEYS, j->f.id);
 	sp_frame_set_text(&r, SP_F_ADDRESS, j->address);
@@ -821,19 +979,21 @@ static const struct sp_handler handlers[] = {
 	{ SP_MSG_REGISTER, SP_CONN_OPEN, register_check, register_work, NULL, 0 },
 	{ SP_MSG_PRELOGIN, SP_CONN_OPEN, prelogin_check, prelogin_work, NULL, 0 },
 	{ SP_MSG_LOGIN, SP_CONN_OPEN, login_check, login_work, login_done, 0 },
-	{ SP_MSG_RESUME, SP_CONN_OPEN, NULL, resume_work, resume_done, 0 },
+	{ SP_MSG_RESUME, SP_CONN_OPEN, resume_check, resume_work, resume_done, 0 },
 	{ SP_MSG_KEYS_GET, SP_CONN_OPEN, keys_check, keys_work, NULL, 0 },
 	{ SP_MSG_LOGOUT, SP_CONN_AUTH, NULL, logout_work, logout_done, 0 },
 	{ SP_MSG_SESSIONS, SP_CONN_AUTH, NULL, sessions_work, NULL, 0 },
 	{ SP_MSG_REVOKE, SP_CONN_AUTH, NULL, revoke_work, revoke_done, 0 },
-	{ SP_MSG_VAULT_PUT, SP_CONN_AUTH, NULL, vault_put_work, NULL, 0 },
+	{ SP_MSG_VAULT_PUT, SP_CONN_AUTH, vault_put_check, vault_put_work, NULL,
+	    0 },
 	{ SP_MSG_APPEND, SP_CONN_AUTH, records_check, append_work, append_done,
 	    1 },
 	{ SP_MSG_READ, SP_CONN_AUTH, NULL, read_work, NULL, 0 },
 	{ SP_MSG_SUBSCRIBE, SP_CONN_AUTH, NULL, subscribe_work, subscribe_done, 0 },
 	{ SP_MSG_DELIVER, SP_CONN_AUTH, deliver_check, deliver_work,
 	    append_done, 1 },
-	{ SP_MSG_BLOB_BEGIN, SP_CONN_AUTH, NULL, blob_begin_work, NULL, 0 },
+	{ SP_MSG_BLOB_BEGIN, SP_CONN_AUTH, blob_begin_check, blob_begin_work,
+	    NULL, 0 },
 	{ SP_MSG_BLOB_CHUNK, SP_CONN_AUTH, NULL, blob_chunk_work, NULL, 0 },
 	{ SP_MSG_BLOB_FINISH, SP_CONN_AUTH, NULL, blob_finish_work, NULL, 0 },
 	{ SP_MSG_BLOB_GET, SP_CONN_AUTH, NULL, blob_get_work, NULL, 0 },

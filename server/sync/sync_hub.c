@@ -287,7 +287,7 @@ sp_hub_revoke(struct sp_sync *s, const char *address,
 			if (sp_frame_error(0, SP_PERR_AUTH, "session revoked",
 			    LWS_PRE, &buf, &len) == 0)
 				sp_conn_send(c, buf, len, 0);
-			sp_conn_close(c);
+			sp_conn_close_code(c, 4001);
 		}
 	}
 }

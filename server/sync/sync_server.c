@@ -23,7 +23,13 @@
 #include "server/sync/sync.h"
 
 #define OUT_HIGH_WATER (4u * 1024 * 1024) /* pause pushes above this */
+#define OUT_MAX (16u * 1024 * 1024)       /* close a reader this slow */
 #define UNAUTH_TIMEOUT_S 30
+#define READ_AHEAD 64                     /* requests queued per conn */
+#define CLOSE_PROTOCOL 4000
+#define CLOSE_SESSION 4001
+#define CLOSE_LOGIN_TIMEOUT 4002
+#define CLOSE_SLOW 4003
 
 uint64_t
 sp_now_ns(void)
@@ -62,8 +68,25 @@ sp_conn_send(struct sp_conn *c, uint8_t *buf, size_t len, uint64_t t_commit_ns)
 {
 	struct sp_out *o;
 
-	if (c->wsi == NULL || (o = malloc(sizeof(*o))) == NULL) {
+	if (c->wsi == NULL || c->state == SP_CONN_CLOSING ||
+	    (o = malloc(sizeof(*o))) == NULL) {
 		free(buf);
+		return;
+	}
+	if (c->out_bytes + len > OUT_MAX) {
+		/* A client that does not read gets no more memory: drop what
+		 * waits and close, it resumes from its last applied seq. */
+		struct sp_out *q;
+
+		free(buf);
+		free(o);
+		while ((q = TAILQ_FIRST(&c->outq)) != NULL) {
+			TAILQ_REMOVE(&c->outq, q, entry);
+			free(q->buf);
+			free(q);
+		}
+		c->out_bytes = 0;
+		sp_conn_close_code(c, CLOSE_SLOW);
 		return;
 	}
 	o->buf = buf;
@@ -79,8 +102,34 @@ void
 sp_conn_close(struct sp_conn *c)
 {
 	c->state = SP_CONN_CLOSING;
+	c->subscribed = 0;
 	if (c->wsi)
 		lws_callback_on_writable(c->wsi);
+}
+
+void
+sp_conn_close_code(struct sp_conn *c, int code)
+{
+	if (c->close_code == 0)
+		c->close_code = code;
+	sp_conn_close(c);
+}
+
+void
+sp_conn_login_timer(struct sp_conn *c)
+{
+	if (c->wsi)
+		lws_set_timer_usecs(c->wsi,
+		    (lws_usec_t)UNAUTH_TIMEOUT_S * LWS_USEC_PER_SEC);
+}
+
+/* Closing with a status: set the reason, then let lws send the close. */
+static int
+conn_finish_close(struct sp_conn *c)
+{
+	lws_close_reason(c->wsi, c->close_code ? (enum lws_close_status)
+	    c->close_code : LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+	return -1;
 }
 
 static void
@@ -105,7 +154,7 @@ conn_writeable(struct sp_conn *c)
 	struct sp_out *o = TAILQ_FIRST(&c->outq);
 
 	if (o == NULL)
-		return c->state == SP_CONN_CLOSING ? -1 : 0;
+		return c->state == SP_CONN_CLOSING ? conn_finish_close(c) : 0;
 	TAILQ_REMOVE(&c->outq, o, entry);
 	c->out_bytes -= o->len;
 	if (lws_write(c->wsi, o->buf + LWS_PRE, o->len, LWS_WRITE_BINARY) <
@@ -166,7 +215,7 @@ job_finish(struct sp_job *j)
 		if (j->done)
 			j->done(j);
 		if (j->close_after)
-			sp_conn_close(c);
+			sp_conn_close_code(c, j->close_after);
 	} else if (j->done && j->h && j->h->done_always) {
 		/* The client went away, but its records committed: other
 		 * devices must still get them. */
@@ -206,13 +255,24 @@ conn_dispatch(struct sp_conn *c, struct sp_in *in)
 	j->in = in;
 	c->busy = 1;
 	c->refs++;
+	if (in->buf == NULL) {
+		/* An oversized message, dropped unread: its place in the
+		 * order of replies gets an error with id 0. */
+		sp_job_reply_error(j, SP_PERR_TOO_LARGE,
+		    "message larger than WELCOME.size");
+		job_finish(j);
+		return;
+	}
 	code = sp_frame_decode(in->buf, in->len, &j->f, &why);
 	if (code != 0) {
+		/* Type and id are known except for MALFORMED (frame.h). */
+		if (code == SP_PERR_MALFORMED)
+			j->f.id = 0;
+		sp_job_reply_error(j, code, why);
 		/* Garbage means the peer is not speaking our protocol:
 		 * say why once, then hang up. */
-		sp_job_reply_error(j, code, why);
-		if (code == SP_PERR_MALFORMED || code == SP_PERR_TOO_LARGE)
-			j->close_after = 1;
+		if (code == SP_PERR_MALFORMED)
+			j->close_after = CLOSE_PROTOCOL;
 		job_finish(j);
 		return;
 	}
@@ -263,36 +323,55 @@ conn_next(struct sp_conn *c)
 	    (in = TAILQ_FIRST(&c->inq)) == NULL)
 		return;
 	TAILQ_REMOVE(&c->inq, in, entry);
+	if (--c->nin < READ_AHEAD / 2 && c->rx_paused) {
+		c->rx_paused = 0;
+		lws_rx_flow_control(c->wsi, 1);
+	}
 	conn_dispatch(c, in);
 }
 
-/* Collects message fragments; queues each whole message as one frame. */
+static void
+queue_in(struct sp_conn *c, struct sp_in *in)
+{
+	TAILQ_INSERT_TAIL(&c->inq, in, entry);
+	/* Read ahead at most READ_AHEAD requests; then TCP pushes back. */
+	if (++c->nin >= READ_AHEAD && !c->rx_paused) {
+		c->rx_paused = 1;
+		lws_rx_flow_control(c->wsi, 0);
+	}
+	conn_next(c);
+}
+
+/* Collects message fragments; queues each whole message as one frame.  A
+ * message over the frame limit is skipped to its end and stands in the
+ * queue as a marker (buf NULL) so its error comes back in order. */
 static int
 conn_receive(struct sp_conn *c, const void *data, size_t len)
 {
+	int last = lws_is_final_fragment(c->wsi) &&
+	    lws_remaining_packet_payload(c->wsi) == 0;
 	struct sp_in *in;
 	uint8_t *nrx;
 
 	if (c->state == SP_CONN_CLOSING)
 		return 0;
 	if (lws_frame_is_binary(c->wsi) == 0) {
-		uint8_t *buf;
-		size_t n;
-
-		if (sp_frame_error(0, SP_PERR_MALFORMED,
-		    "text messages are not frames", LWS_PRE, &buf, &n) == 0)
-			sp_conn_send(c, buf, n, 0);
-		sp_conn_close(c);
+		sp_conn_close_code(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
 		return 0;
 	}
-	if (c->rx_len + len > SP_FRAME_MAX) {
-		uint8_t *buf;
-		size_t n;
-
-		if (sp_frame_error(0, SP_PERR_TOO_LARGE,
-		    "frame larger than the limit", LWS_PRE, &buf, &n) == 0)
-			sp_conn_send(c, buf, n, 0);
-		sp_conn_close(c);
+	if (!c->discarding && c->rx_len + len > SP_FRAME_MAX) {
+		free(c->rx);
+		c->rx = NULL;
+		c->rx_len = 0;
+		c->discarding = 1;
+	}
+	if (c->discarding) {
+		if (!last)
+			return 0;
+		c->discarding = 0;
+		if ((in = calloc(1, sizeof(*in))) == NULL)
+			return -1;
+		queue_in(c, in);
 		return 0;
 	}
 	if ((nrx = realloc(c->rx, c->rx_len + len ? c->rx_len + len : 1)) ==
@@ -301,8 +380,7 @@ conn_receive(struct sp_conn *c, const void *data, size_t len)
 	c->rx = nrx;
 	memcpy(c->rx + c->rx_len, data, len);
 	c->rx_len += len;
-	if (!lws_is_final_fragment(c->wsi) ||
-	    lws_remaining_packet_payload(c->wsi) > 0)
+	if (!last)
 		return 0;
 	if ((in = malloc(sizeof(*in))) == NULL)
 		return -1;
@@ -310,8 +388,7 @@ conn_receive(struct sp_conn *c, const void *data, size_t len)
 	in->len = c->rx_len;
 	c->rx = NULL;
 	c->rx_len = 0;
-	TAILQ_INSERT_TAIL(&c->inq, in, entry);
-	conn_next(c);
+	queue_in(c, in);
 	return 0;
 }
 
@@ -333,7 +410,8 @@ conn_open(struct sp_sync *s, struct sp_conn *c, struct lws *wsi)
 	    (const uint8_t *)peer, strlen(peer), s->secret, sizeof(s->secret));
 	if (s->cfg->log_client_ips && s->cfg->verbose)
 		lwsl_notice("connection from %s\n", peer);
-	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, UNAUTH_TIMEOUT_S);
+	LIST_INSERT_HEAD(&s->all, c, all_entry);
+	sp_conn_login_timer(c);
 	s->m.connections++;
 	s->m.connections_total++;
 }
@@ -344,6 +422,7 @@ conn_gone(struct sp_conn *c)
 	struct sp_sync *s = c->srv;
 
 	s->m.connections--;
+	LIST_REMOVE(c, all_entry);
 	if (c->acct)
 		sp_acct_detach(s, c);
 	c->wsi = NULL;
@@ -415,6 +494,16 @@ metrics_text(struct sp_sync *s, char *out, size_t cap)
 }
 
 static int
+peer_is_loopback(struct lws *wsi)
+{
+	char peer[128] = "";
+
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	return strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 ||
+	    strncmp(peer, "::ffff:127.", 11) == 0;
+}
+
+static int
 http_respond(struct lws *wsi, struct http_pss *p, int status,
     const char *type, const char *body, size_t len)
 {
@@ -448,13 +537,40 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP:
 		if (p == NULL)
 			return -1;
-		if (strcmp(uri, "/health") == 0)
+		if (strcmp(uri, "/health") == 0) {
+			struct sp_store_stat st;
+
+			if (sp_store_stat(s->store, &st) != 0)
+				return http_respond(wsi, p, 503, "text/plain",
+				    "store unavailable\n", 18);
 			return http_respond(wsi, p, 200, "text/plain",
 			    "ok\n", 3);
+		}
+		if (strcmp(uri, "/metrics") == 0 && !s->cfg->metrics_public &&
+		    !peer_is_loopback(wsi))
+			return http_respond(wsi, p, 403, "text/plain",
+			    "forbidden\n", 10);
 		if (strcmp(uri, "/metrics") == 0) {
 			n = metrics_text(s, buf, sizeof(buf));
 			return http_respond(wsi, p, 200,
 			    "text/plain; version=0.0.4", buf, n);
+		}
+		{
+			uint8_t *key;
+			size_t klen;
+			int w = sp_wkd_lookup(s, wsi, uri, &key, &klen);
+
+			if (w == 2)
+				return http_respond(wsi, p, 200, "text/plain",
+				    "", 0);
+			if (w == 1) {
+				int rc = http_respond(wsi, p, 200,
+				    "application/octet-stream",
+				    (const char *)key, klen);
+
+				free(key);
+				return rc;
+			}
 		}
 		return http_respond(wsi, p, 404, "text/plain",
 		    "not found\n", 10);
@@ -516,6 +632,11 @@ ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return c ? conn_receive(c, in, len) : -1;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return c ? conn_writeable(c) : -1;
+	case LWS_CALLBACK_TIMER:
+		/* Not logged in within the limit (docs/protocol.md 5.5). */
+		if (c && c->state != SP_CONN_AUTH && c->state != SP_CONN_CLOSING)
+			sp_conn_close_code(c, CLOSE_LOGIN_TIMEOUT);
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		if (c) {
 			*cp = NULL;
@@ -573,8 +694,10 @@ stop_check(uv_timer_t *t)
 	struct sp_sync *s = t->data;
 
 	/* Every write in flight finishes (and is acknowledged) before the
-	 * store closes; nothing new is started once stopping is set. */
-	if (s->jobs_in_flight > 0)
+	 * store closes; nothing new is started once stopping is set.  The
+	 * clients' close handshakes get up to 2 s. */
+	if (s->jobs_in_flight > 0 ||
+	    (!LIST_EMPTY(&s->all) && sp_now_ns() < s->stop_deadline))
 		return;
 	uv_timer_stop(&s->stop_timer);
 	uv_close((uv_handle_t *)&s->stop_timer, NULL);
@@ -596,6 +719,13 @@ on_signal(uv_signal_t *h, int signum)
 	    signum, s->jobs_in_flight);
 	uv_signal_stop(&s->sigterm);
 	uv_signal_stop(&s->sigint);
+	{
+		struct sp_conn *c;
+
+		LIST_FOREACH(c, &s->all, all_entry)
+			sp_conn_close_code(c, LWS_CLOSE_STATUS_GOINGAWAY);
+	}
+	s->stop_deadline = sp_now_ns() + 2000000000ull;
 	s->stop_timer.data = s;
 	uv_timer_start(&s->stop_timer, stop_check, 0, 20);
 }
@@ -614,6 +744,7 @@ sp_sync_run(const struct sp_server_config *cfg)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return 1;
 	s->cfg = cfg;
+	LIST_INIT(&s->all);
 	if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
 		fprintf(stderr, "sealpost-server: %s: %s\n", cfg->data_dir,
 		    strerror(errno));

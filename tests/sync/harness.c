@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "crypto/pubkeys.h"
 #include "crypto/vault.h"
 #include "tests/sync/harness.h"
 
@@ -45,7 +46,7 @@ static int
 spawn_server(struct srv *s)
 {
 	const char *bin = getenv("SP_SERVER_BIN");
-	char port[16], *argv[32], extra[512], *tok, *save = NULL;
+	char port[16], *argv[40], extra[512], *tok, *save = NULL;
 	int n = 0;
 
 	if (bin == NULL) {
@@ -66,8 +67,18 @@ spawn_server(struct srv *s)
 		argv[n++] = (char *)(uintptr_t)"--tls-key";
 		argv[n++] = s->key;
 	}
+	/* Tests make many accounts from one address with the cheapest
+	 * Argon2id cost; a test that checks these policies sets its own. */
+	if (strstr(s->extra, "--kdf-min") == NULL) {
+		argv[n++] = (char *)(uintptr_t)"--kdf-min-ops=1";
+		argv[n++] = (char *)(uintptr_t)"--kdf-min-mem-kib=8";
+	}
+	if (strstr(s->extra, "--register-per-hour") == NULL)
+		argv[n++] = (char *)(uintptr_t)"--register-per-hour=1000";
+	if (strstr(s->extra, "--prelogin-per-minute") == NULL)
+		argv[n++] = (char *)(uintptr_t)"--prelogin-per-minute=1000";
 	snprintf(extra, sizeof(extra), "%s", s->extra);
-	for (tok = strtok_r(extra, " ", &save); tok && n < 30;
+	for (tok = strtok_r(extra, " ", &save); tok && n < 38;
 	    tok = strtok_r(NULL, " ", &save))
 		argv[n++] = tok;
 	argv[n] = NULL;
@@ -232,9 +243,18 @@ int
 acct_register(sp_client *c, struct acct *a, const char *address,
     const char *invite, int *code_r)
 {
+	return acct_register_pgp(c, a, address, invite, NULL, 0, code_r);
+}
+
+int
+acct_register_pgp(sp_client *c, struct acct *a, const char *address,
+    const char *invite, const uint8_t *pgp, size_t pgp_len, int *code_r)
+{
 	struct sp_login_keys *lk = NULL;
-	uint8_t params[25], *vault = NULL, pub[64];
-	size_t vlen;
+	uint8_t params[25], *vault = NULL, *pub = NULL;
+	size_t vlen, plen;
+	char lower[128];
+	size_t i;
 	struct sp_frame f;
 	struct sp_client_msg *m;
 	int type = -1;
@@ -249,14 +269,23 @@ acct_register(sp_client *c, struct acct *a, const char *address,
 	    &vlen))
 		goto out;
 	sp_kdf_params_encode(&a->params, params);
-	memcpy(pub, sp_keyset_identity_pk(a->ks), 32);
-	memcpy(pub + 32, sp_keyset_encryption_pk(a->ks), 32);
+	/* Sign for the address as the server will store it (lower case);
+	 * an address the signer rejects is still sent, signed for a
+	 * placeholder, so that the server's own check is what answers. */
+	for (i = 0; address[i] && i < sizeof(lower) - 1; i++)
+		lower[i] = (char)(address[i] >= 'A' && address[i] <= 'Z' ?
+		    address[i] + 32 : address[i]);
+	lower[i] = 0;
+	if (sp_pubkeys_sign(a->ks, lower, 1764460800, pgp, pgp_len, &pub,
+	    &plen) != 0 && sp_pubkeys_sign(a->ks, "invalid@invalid", 0, NULL,
+	    0, &pub, &plen) != 0)
+		goto out;
 	sp_frame_init(&f, SP_MSG_REGISTER, 0);
 	sp_frame_set_text(&f, SP_F_ADDRESS, address);
 	sp_frame_set_bytes(&f, SP_F_AUTH_PK, lk->auth_pk, 32);
 	sp_frame_set_bytes(&f, SP_F_KDF_PARAMS, params, 25);
 	sp_frame_set_bytes(&f, SP_F_VAULT, vault, vlen);
-	sp_frame_set_bytes(&f, SP_F_PUBKEYS, pub, sizeof(pub));
+	sp_frame_set_bytes(&f, SP_F_PUBKEYS, pub, plen);
 	if (invite)
 		sp_frame_set_text(&f, SP_F_INVITE, invite);
 	if ((m = call(c, &f)) == NULL)
@@ -266,6 +295,7 @@ acct_register(sp_client *c, struct acct *a, const char *address,
 		*code_r = reply_code(m);
 	sp_client_msg_free(m);
 out:
+	free(pub);
 	free(vault);
 	sp_login_keys_free(lk);
 	return type;

@@ -55,6 +55,9 @@ struct acct {
  * returns the reply type (SP_MSG_OK or SP_MSG_ERROR with *code_r). */
 int acct_register(sp_client *c, struct acct *a, const char *address,
     const char *invite, int *code_r);
+/* The same with an OpenPGP public key in the signed key set. */
+int acct_register_pgp(sp_client *c, struct acct *a, const char *address,
+    const char *invite, const uint8_t *pgp, size_t pgp_len, int *code_r);
 /* PRELOGIN + LOGIN; returns 0 or the protocol error code. */
 int acct_login(sp_client *c, struct acct *a);
 void acct_free(struct acct *a);

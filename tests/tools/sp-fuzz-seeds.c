@@ -9,6 +9,7 @@
 
 #include "crypto/envelope.h"
 #include "crypto/meta.h"
+#include "crypto/pubkeys.h"
 #include "crypto/vault.h"
 
 static void
@@ -88,6 +89,11 @@ main(int argc, char **argv)
 	if (sp_meta_encode(&m, &out, &len) != 0)
 		return 1;
 	put(argv[1], "meta", "basic", NULL, 0, out, len);
+	free(out);
+
+	if (sp_pubkeys_sign(ks, "seed@example.org", 1, msg, 200, &out, &len))
+		return 1;
+	put(argv[1], "pubkeys", "with-pgp", NULL, 0, out, len);
 	free(out);
 	sp_keyset_destroy(ks);
 	return 0;
