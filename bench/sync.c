@@ -87,6 +87,7 @@
 
 static struct srv S;            /* the server; srv_cleanup() on every exit */
 static char raw_dir[64];        /* the store-alone baseline's directory */
+static volatile sig_atomic_t interrupted;
 
 static void
 die(const char *fmt, ...)
@@ -106,6 +107,38 @@ die(const char *fmt, ...)
 		(void)system(cmd);
 	}
 	exit(1);
+}
+
+/* SIGINT, SIGTERM (meson's timeout), SIGHUP: the server goes at once; the
+ * loops notice the flag and leave through die(), which removes the rest. */
+static void
+on_signal(int sig)
+{
+	interrupted = sig;
+	if (S.pid > 0)
+		kill(S.pid, SIGKILL);
+}
+
+static void
+catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void
+check_interrupted(const char *what)
+{
+	if (interrupted)
+		die("%s: interrupted by signal %d", what, (int)interrupted);
 }
 
 static uint64_t
@@ -133,16 +166,21 @@ cpu_self_s(void)
 	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-/* User + system CPU seconds of process pid, all threads. */
+/* User + system CPU seconds of process pid (all threads), or with main
+ * set, of its main thread only (the server's event loop). */
 static double
-cpu_proc_s(pid_t pid)
+cpu_proc_s(pid_t pid, int main)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long ut = 0, st = 0;
 	FILE *f;
 	size_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (main)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
+		    (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	if ((f = fopen(path, "r")) == NULL)
 		return 0;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -269,6 +307,7 @@ raw_run(int nacct, int tpa, uint32_t per_thread, int no_sync,
 		pthread_join(th[i], NULL);
 	t1 = now_ns();
 	(void)sp_store_stat(st, &st1);
+	check_interrupted("store alone");
 	for (i = 0; i < n; i++)
 		if (a[i].rc != 0)
 			die("store alone: append: %s", sp_store_strerror(a[i].rc));
@@ -315,6 +354,7 @@ struct fconn {
 	uint32_t sent, acked;   /* writer */
 	uint64_t next_seq;      /* subscriber */
 	uint32_t got;
+	int close_code;         /* the server's WebSocket close status */
 };
 
 struct fleet {
@@ -391,8 +431,11 @@ fconn_lost(struct fconn *c, const char *why)
 	if (c->state == CS_GONE)
 		return;
 	if (!fl->closing)
-		fleet_fail(fl, "connection %zu %s: %s", c->no, c->state ==
-		    CS_READY ? "lost" : "failed to open", why);
+		fleet_fail(fl, "connection %zu %s: %s (close status %d)%s",
+		    c->no, c->state == CS_READY ? "lost" : "failed to open",
+		    why, c->close_code, fl->greet_only && c->close_code == 4002 ?
+		    ": the server's login timeout (30 s) passed before the "
+		    "measurement; opening is too slow here" : "");
 	if (c->state != CS_READY && c->state != CS_NEW)
 		fl->opening--;
 	else if (c->state == CS_READY)
@@ -702,6 +745,11 @@ ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return fconn_receive(c, wsi, in, len);
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		return c->state == CS_GONE ? -1 : fconn_writeable(c);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (len >= 2)
+			c->close_code = ((const uint8_t *)in)[0] << 8 |
+			    ((const uint8_t *)in)[1];
+		return 0;
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		fconn_lost(c, "closed by the server");
 		return 0;
@@ -877,6 +925,7 @@ fleet_open(struct fleet *fl, uint64_t deadline_ms, const char *what)
 		while (fl->opening < fl->max_opening && fl->next_open < fl->n &&
 		    !fl->fail[0])
 			fconn_connect(fl, &fl->c[fl->next_open++]);
+		check_interrupted(what);
 		if (fl->fail[0])
 			die("%s: %s", what, fl->fail);
 		if (now_ms() > deadline_ms)
@@ -894,6 +943,7 @@ fleet_idle(struct fleet *fl, uint64_t ms, const char *what)
 
 	while (now_ms() < end) {
 		lws_service(fl->ctx, 0);
+		check_interrupted(what);
 		if (fl->fail[0])
 			die("%s: %s", what, fl->fail);
 	}
@@ -949,7 +999,7 @@ metrics_get(struct metrics *m)
 	ci.opaque_user_data = &h;
 	if (lws_client_connect_via_info(&ci) == NULL && !h.done)
 		snprintf(h.why, sizeof(h.why), "cannot start connecting");
-	while (!h.done && !h.why[0] && now_ms() < end)
+	while (!h.done && !h.why[0] && now_ms() < end && !interrupted)
 		lws_service(ctx, 0);
 	lws_context_destroy(ctx);
 	if (h.status != 200 || h.body == NULL)
@@ -993,7 +1043,7 @@ struct load_result {
 	const char *name;
 	double recs_per_s, secs;
 	uint64_t records;
-	double commits, srv_cpu, cli_cpu;
+	double commits, srv_cpu, loop_cpu, cli_cpu;
 	struct lat app, ack;
 	size_t ack_before;      /* pushes that arrived before the ack */
 	size_t nlat;
@@ -1104,27 +1154,30 @@ load_run(struct load_result *res, const char *name, const struct acct *accts,
 	    .expected = (uint32_t)wpa * per_writer, .rate = rate };
 	struct metrics m0, m1;
 	struct fleet *fl;
-	double c0, s0;
+	double c0, s0, l0;
 	uint64_t end;
 	int i;
 
 	memset(res, 0, sizeof(*res));
 	res->name = name;
 	load_alloc(&ld);
-	metrics_get(&m0);
 	fl = fleet_create(S.tls, (size_t)(ld.nw + ld.ns), rate > 0 ? 500 :
 	    50000);
 	fl->ld = &ld;
 	load_roles(fl, &ld, accts);
 	fleet_open(fl, now_ms() + LOAD_OPEN_MS, name);
+	/* After the RESUMEs, whose session writes are commits too. */
+	metrics_get(&m0);
 	c0 = cpu_self_s();
-	s0 = cpu_proc_s(S.pid);
+	s0 = cpu_proc_s(S.pid, 0);
+	l0 = cpu_proc_s(S.pid, 1);
 	ld.t0 = now_ns();
 	for (i = 0; i < ld.nw; i++)
 		lws_callback_on_writable(fl->c[i].wsi);
 	end = now_ms() + LOAD_RUN_MS;
 	while (ld.subs_done < ld.ns || ld.writers_done < ld.nw) {
 		lws_service(fl->ctx, 0);
+		check_interrupted(name);
 		if (fl->fail[0])
 			die("%s: %s", name, fl->fail);
 		if (now_ms() > end)
@@ -1134,7 +1187,8 @@ load_run(struct load_result *res, const char *name, const struct acct *accts,
 	}
 	res->secs = (double)(ld.t_done - ld.t0) / 1e9;
 	res->cli_cpu = cpu_self_s() - c0;
-	res->srv_cpu = cpu_proc_s(S.pid) - s0;
+	res->srv_cpu = cpu_proc_s(S.pid, 0) - s0;
+	res->loop_cpu = cpu_proc_s(S.pid, 1) - l0;
 	fleet_destroy(fl);
 	metrics_get(&m1);
 	res->records = (uint64_t)ld.nw * per_writer;
@@ -1195,14 +1249,17 @@ struct mem_result {
 	const char *name;
 	size_t n;
 	double rss, anon, pdirty;       /* KB per connection */
-	double open_secs;
+	double open_secs, open_srv_cpu, open_cli_cpu;
 	long rss_before;
 };
 
 static void
 server_restart(int tls, const char *extra)
 {
-	int st = srv_stop(&S, SIGTERM);
+	int st;
+
+	check_interrupted("restart");
+	st = srv_stop(&S, SIGTERM);
 
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		die("the server did not stop cleanly on SIGTERM (status %d)",
@@ -1211,6 +1268,7 @@ server_restart(int tls, const char *extra)
 	snprintf(S.extra, sizeof(S.extra), "%s", extra);
 	if (srv_restart(&S) != 0)
 		die("cannot restart the server");
+	check_interrupted("restart");
 }
 
 /*
@@ -1225,6 +1283,7 @@ mem_run(struct mem_result *res, const char *name, int tls, int greet_only,
 	struct metrics m;
 	struct mem before, after;
 	struct fleet *fl;
+	double c0, s0;
 	uint64_t t0;
 	size_t i;
 
@@ -1238,9 +1297,14 @@ mem_run(struct mem_result *res, const char *name, int tls, int greet_only,
 		fl->c[i].token = accts[i % (size_t)nacct].token;
 	}
 	t0 = now_ns();
+	c0 = cpu_self_s();
+	s0 = cpu_proc_s(S.pid, 0);
 	fleet_open(fl, now_ms() + IDLE_OPEN_MS, name);
 	res->open_secs = (double)(now_ns() - t0) / 1e9;
-	fleet_idle(fl, SETTLE_MS, name);
+	res->open_cli_cpu = cpu_self_s() - c0;
+	res->open_srv_cpu = cpu_proc_s(S.pid, 0) - s0;
+	/* Greeted connections are closed 30 s after they opened (4002). */
+	fleet_idle(fl, greet_only ? SETTLE_MS / 3 : SETTLE_MS, name);
 	metrics_get(&m);
 	if (m.connections != (double)n)
 		die("%s: the server counts %.0f connections, not %zu", name,
@@ -1255,8 +1319,9 @@ mem_run(struct mem_result *res, const char *name, int tls, int greet_only,
 	res->anon = (double)(after.anon - before.anon) / (double)n;
 	res->pdirty = before.pdirty < 0 ? -1 :
 	    (double)(after.pdirty - before.pdirty) / (double)n;
-	fprintf(stderr, "# %s: %zu connections in %.1f s, %.1f KB each "
-	    "(VmRSS)\n", name, n, res->open_secs, res->rss);
+	fprintf(stderr, "# %s: %zu connections in %.1f s (CPU s: server %.1f, "
+	    "client %.1f), %.1f KB each (VmRSS)\n", name, n, res->open_secs,
+	    res->open_srv_cpu, res->open_cli_cpu, res->rss);
 }
 
 /* ---- setup -------------------------------------------------------------- */
@@ -1283,6 +1348,7 @@ make_accounts(struct acct *a, int n)
 	int i, rc, code = 0;
 
 	for (i = 0; i < n; i++) {
+		check_interrupted("accounts");
 		snprintf(addr, sizeof(addr), "bench%d@example.org", i);
 		/* One connection each: a login ends the connection's
 		 * GREETED state, and LOGOUT would end the session. */
@@ -1303,25 +1369,26 @@ make_accounts(struct acct *a, int n)
 static void
 print_tput_head(void)
 {
-	printf("%-34s %10s %7s %8s %10s %8s %8s\n", "case", "records/s",
-	    "ratio", "commits", "rec/commit", "srv CPU", "cli CPU");
+	printf("%-36s %9s %6s %8s %10s %7s %7s %7s\n", "case", "records/s",
+	    "ratio", "commits", "rec/commit", "server", "s.loop", "client");
 }
 
 static void
 print_raw(const char *name, const struct raw_result *r)
 {
-	printf("%-34s %10.0f %7.2f %8" PRIu64 " %10.1f %8s %8s   (baseline)\n",
-	    name, r->recs_per_s, 1.0, r->commits, r->commits ?
-	    (double)r->records / (double)r->commits : 0.0, "-", "-");
+	printf("%-36s %9.0f %6s %8" PRIu64 " %10.1f %7s %7s %7s\n", name,
+	    r->recs_per_s, "1.00", r->commits, r->commits ?
+	    (double)r->records / (double)r->commits : 0.0, "-", "-", "-");
 }
 
 static void
 print_load(const struct load_result *l, const struct raw_result *base)
 {
-	printf("%-34s %10.0f %7.2f %8.0f %10.1f %7.0f%% %7.0f%%\n", l->name,
-	    l->recs_per_s, l->recs_per_s / base->recs_per_s, l->commits,
-	    l->commits > 0 ? (double)l->records / l->commits : 0.0,
-	    100 * l->srv_cpu / l->secs, 100 * l->cli_cpu / l->secs);
+	printf("%-36s %9.0f %6.2f %8.0f %10.1f %6.0f%% %6.0f%% %6.0f%%\n",
+	    l->name, l->recs_per_s, l->recs_per_s / base->recs_per_s,
+	    l->commits, l->commits > 0 ? (double)l->records / l->commits : 0.0,
+	    100 * l->srv_cpu / l->secs, 100 * l->loop_cpu / l->secs,
+	    100 * l->cli_cpu / l->secs);
 }
 
 static void
@@ -1336,10 +1403,11 @@ print_lat(const struct load_result *l)
 static void
 print_mem(const struct mem_result *m, const struct mem_result *base)
 {
-	printf("%-40s %6zu %9.2f %9.2f %9.2f %7.1f s", m->name, m->n, m->rss,
-	    m->anon, m->pdirty, m->open_secs);
+	printf("%-38s %6zu %7.2f %7.2f %8.2f %8.1f %9.2f", m->name, m->n,
+	    m->rss, m->anon, m->pdirty, m->open_secs,
+	    1e3 * m->open_srv_cpu / (double)m->n);
 	if (base)
-		printf("   %+.2f KB vs baseline", m->rss - base->rss);
+		printf("  %+6.2f", m->rss - base->rss);
 	printf("\n");
 }
 
@@ -1355,7 +1423,7 @@ main(int argc, char **argv)
 	uint32_t nrec = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) :
 	    RECORDS_DEFAULT;
 	static struct acct accts[ACCOUNTS];
-	struct raw_result raw1[2], raw100[2];
+	struct raw_result raw1[2], raw100[2], raw100p;
 	struct load_result one[2], many[2], paced[2];
 	struct mem_result mem_auth, mem_greet, mem_ws;
 	const char *pool = getenv("UV_THREADPOOL_SIZE");
@@ -1366,7 +1434,7 @@ main(int argc, char **argv)
 	if (nrec < ACCOUNTS || nrec > 10000000)
 		die("usage: bench-sync [RECORDS]  (%d .. 10000000)", ACCOUNTS);
 	nrec -= nrec % (ACCOUNTS * W_ONE);
-	signal(SIGPIPE, SIG_IGN);
+	catch_signals();
 	if (sodium_init() < 0)
 		die("libsodium failed to start");
 	if (!getenv("SP_SERVER_BIN") || !getenv("SP_ADMIN_BIN"))
@@ -1387,12 +1455,15 @@ main(int argc, char **argv)
 	raw_run(1, W_ONE, nrec / W_ONE, 0, &raw1[1]);
 	raw_run(ACCOUNTS, 1, nrec / ACCOUNTS, 1, &raw100[0]);
 	raw_run(ACCOUNTS, 1, nrec / ACCOUNTS, 0, &raw100[1]);
+	/* As many writers as the server's thread pool has threads. */
+	raw_run(W_ONE, 1, nrec / W_ONE, 0, &raw100p);
 	fprintf(stderr, "# store alone: %.0f / %.0f records/s (1 account), "
 	    "%.0f / %.0f (100), no fsync / fsync\n", raw1[0].recs_per_s,
 	    raw1[1].recs_per_s, raw100[0].recs_per_s, raw100[1].recs_per_s);
 
 	if (srv_start(&S, 1, "--open-registration yes --no-sync yes") != 0)
 		die("cannot start the server");
+	check_interrupted("start");
 	make_accounts(accts, ACCOUNTS);
 	for (sync = 0; sync < 2; sync++) {
 		if (sync)
@@ -1443,6 +1514,11 @@ main(int argc, char **argv)
 	print_load(&many[0], &raw100[0]);
 	print_raw("store alone, fsync, 100 threads", &raw100[1]);
 	print_load(&many[1], &raw100[1]);
+	print_raw("store alone, fsync, 4 threads, 4 accts", &raw100p);
+	printf("   (4 threads: the server runs store calls on libuv's thread "
+	    "pool, %s threads, so at most that many\n    APPENDs can wait for "
+	    "one commit, whatever the number of connections)\n",
+	    pool ? pool : "4");
 
 	printf("\n3. push latency, ms: append->push = writer's send to "
 	    "subscriber's receipt; ack->push = writer's\n   receipt of APPENDED "
@@ -1470,10 +1546,15 @@ main(int argc, char **argv)
 	    "includes up to %d queued APPENDs)\n",
 	    met(one[1].ack.p99 < LAT_GOAL_MS), PIPELINE);
 
-	printf("\n4. server memory per connection, KB: growth of the server "
-	    "process after opening, then %d s idle\n", SETTLE_MS / 1000);
-	printf("%-40s %6s %9s %9s %9s %9s\n", "case", "conns", "VmRSS",
-	    "RssAnon", "Priv_Dirty", "open");
+	printf("\n4. server memory per connection, KB: the server process's "
+	    "growth from before opening to after,\n   then %d s idle (greeted: "
+	    "%d s, the login timeout closes them at 30 s); %d handshakes at "
+	    "once;\n   open: seconds to open all; srv ms/conn: server CPU per "
+	    "connection opened\n", SETTLE_MS / 1000, SETTLE_MS / 3000,
+	    OPEN_IN_FLIGHT);
+	printf("%-38s %6s %7s %7s %8s %8s %9s  %6s\n", "case", "conns",
+	    "VmRSS", "RssAnon", "PrivDirty", "open s", "srv ms/c",
+	    "vs base");
 	print_mem(&mem_greet, NULL);
 	print_mem(&mem_auth, &mem_greet);
 	print_mem(&mem_ws, &mem_greet);

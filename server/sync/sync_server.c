@@ -596,6 +596,10 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (lws_http_transaction_completed(wsi))
 			return -1;
 		return 0;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* A WebSocket upgrade lands here only when it did not offer
+		 * "sealpost.v1": refuse it rather than hold an idle socket. */
+		return -1;
 	case LWS_CALLBACK_CLOSED_HTTP:
 		/* Also called for sockets closed before any request, when
 		 * lws has not allocated per-session data. */
@@ -789,7 +793,10 @@ sp_sync_run(const struct sp_server_config *cfg)
 	}
 	lws_set_log_level(cfg->verbose ? LLL_ERR | LLL_WARN | LLL_NOTICE :
 	    LLL_ERR | LLL_WARN, NULL);
-	if ((s->ctx = lws_create_context(&info)) == NULL) {
+	/* lws returns a context even when the listening vhost failed (port
+	 * taken): check for the vhost too. */
+	if ((s->ctx = lws_create_context(&info)) == NULL ||
+	    lws_get_vhost_by_name(s->ctx, "default") == NULL) {
 		fprintf(stderr, "sealpost-server: cannot listen on %s:%d\n",
 		    cfg->listen, cfg->port);
 		goto out_loop;

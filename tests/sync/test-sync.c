@@ -3,10 +3,13 @@
  * real libwebsockets client (client-core/sync_client.c), over TLS and plain
  * TCP.  Every message type and every error path the protocol defines.
  */
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1054,6 +1057,47 @@ t_config(void)
 	unlink(path);
 }
 
+/* A WebSocket handshake that does not offer "sealpost.v1" is refused. */
+static void
+t_subprotocol_required(void)
+{
+	static const char *const req[2] = {
+		"GET /sync HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+		"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		"GET /sync HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+		"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		"Sec-WebSocket-Protocol: sealpost.v1\r\n\r\n",
+	};
+	struct srv p;
+	int i;
+
+	CHECK_RC(srv_start(&p, 0, NULL), 0);
+	for (i = 0; i < 2; i++) {
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		struct timeval tv = { 2, 0 };
+		char buf[256] = "";
+		ssize_t n;
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a.sin_port = htons((uint16_t)p.port);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		CHECK(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+		CHECK(write(fd, req[i], strlen(req[i])) == (ssize_t)strlen(req[i]));
+		n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = 0;
+		if (i == 0)
+			CHECK(strstr(buf, " 101 ") == NULL);
+		else
+			CHECK(strncmp(buf, "HTTP/1.1 101 ", 13) == 0 &&
+			    strstr(buf, "sealpost.v1") != NULL);
+		close(fd);
+	}
+	srv_cleanup(&p);
+}
+
 int
 main(void)
 {
@@ -1075,6 +1119,7 @@ main(void)
 	RUN(t_kill9_loses_no_ack);
 	RUN(t_hot_backup);
 	RUN(t_config);
+	RUN(t_subprotocol_required);
 	{
 		int st = srv_stop(&S, SIGTERM);
 
