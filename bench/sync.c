@@ -166,17 +166,17 @@ cpu_self_s(void)
 	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-/* User + system CPU seconds of process pid (all threads), or with main
+/* User + system CPU seconds of process pid (all threads), or with loop_only
  * set, of its main thread only (the server's event loop). */
 static double
-cpu_proc_s(pid_t pid, int main)
+cpu_proc_s(pid_t pid, int loop_only)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long ut = 0, st = 0;
 	FILE *f;
 	size_t n;
 
-	if (main)
+	if (loop_only)
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
 		    (int)pid);
 	else
@@ -1515,9 +1515,10 @@ main(int argc, char **argv)
 	print_raw("store alone, fsync, 100 threads", &raw100[1]);
 	print_load(&many[1], &raw100[1]);
 	print_raw("store alone, fsync, 4 threads, 4 accts", &raw100p);
-	printf("   (4 threads: the server runs store calls on libuv's thread "
-	    "pool, %s threads, so at most that many\n    APPENDs can wait for "
-	    "one commit, whatever the number of connections)\n",
+	printf("   (the server makes its store calls on libuv's thread pool, "
+	    "here %s threads: at most that many\n    APPENDs can share a "
+	    "commit, however many connections write; the last row is the store "
+	    "\n    alone with as many writers as the default pool has)\n",
 	    pool ? pool : "4");
 
 	printf("\n3. push latency, ms: append->push = writer's send to "

@@ -799,7 +799,11 @@ sp_sync_run(const struct sp_server_config *cfg)
 	    lws_get_vhost_by_name(s->ctx, "default") == NULL) {
 		fprintf(stderr, "sealpost-server: cannot listen on %s:%d\n",
 		    cfg->listen, cfg->port);
-		goto out_loop;
+		/* A context whose vhost failed does not tear down cleanly on
+		 * a foreign libuv loop (libuv asserts); the process is about
+		 * to exit, so leave it and close only the store. */
+		s->ctx = NULL;
+		goto out_auth;
 	}
 	uv_signal_init(&loop, &s->sigterm);
 	uv_signal_init(&loop, &s->sigint);
@@ -811,11 +815,11 @@ sp_sync_run(const struct sp_server_config *cfg)
 	    cfg->tls_cert[0] ? "wss" : "ws", cfg->listen, cfg->port);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	rc = 0;
-out_loop:
 	if (s->ctx)
 		lws_context_destroy(s->ctx);
 	uv_run(&loop, UV_RUN_NOWAIT);
 	(void)uv_loop_close(&loop);
+out_auth:
 	sp_auth_destroy(s->auth);
 out_store:
 	sp_store_close(s->store);

@@ -18,8 +18,8 @@
 
 extern char **environ;
 
-static int
-free_port(void)
+int
+srv_free_port(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
@@ -142,7 +142,7 @@ srv_start(struct srv *s, int tls, const char *extra_flags)
 			return -1;
 		}
 	}
-	if ((s->port = free_port()) < 0 || spawn_server(s) != 0)
+	if ((s->port = srv_free_port()) < 0 || spawn_server(s) != 0)
 		return -1;
 	return wait_up(s);
 }

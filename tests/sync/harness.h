@@ -30,6 +30,8 @@ struct srv {
 /* Creates the directory and certificate, picks a port, starts the server
  * and waits until it answers.  0 or -1 (with a message on stderr). */
 int srv_start(struct srv *s, int tls, const char *extra_flags);
+/* A port free on 127.0.0.1 right now. */
+int srv_free_port(void);
 /* Starts it again on the same directory and port. */
 int srv_restart(struct srv *s);
 /* Sends sig and waits; returns the exit status as waitpid reports it. */

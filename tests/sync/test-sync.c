@@ -967,7 +967,7 @@ t_hot_backup(void)
 	r = b;
 	snprintf(r.data, sizeof(r.data), "%s/copy", b.dir);
 	r.pid = 0;
-	r.port = b.port + 1 < 65535 ? b.port + 1 : b.port - 1;
+	r.port = srv_free_port();
 	r.dir[0] = 0;   /* cleanup belongs to b */
 	CHECK_RC(srv_restart(&r), 0);
 	c = srv_connect(&r, "restore");
