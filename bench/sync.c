@@ -1517,7 +1517,7 @@ main(int argc, char **argv)
 	print_raw("store alone, fsync, 4 threads, 4 accts", &raw100p);
 	printf("   (the server makes its store calls on libuv's thread pool, "
 	    "here %s threads: at most that many\n    APPENDs can share a "
-	    "commit, however many connections write; the last row is the store "
+	    "commit, however many connections write; the last row is the store"
 	    "\n    alone with as many writers as the default pool has)\n",
 	    pool ? pool : "4");
 
@@ -1561,8 +1561,8 @@ main(int argc, char **argv)
 	print_mem(&mem_ws, &mem_greet);
 	printf("   goal: < %.0f KB per idle authenticated wss connection "
 	    "(VmRSS): %s\n", MEM_GOAL_KB, met(mem_auth.rss < MEM_GOAL_KB));
-	printf("   TLS share: %.2f KB of %.2f (wss - ws); the login: %.2f "
-	    "(authenticated - greeted)\n", mem_auth.rss - mem_ws.rss,
+	printf("   TLS share: %.2f KB of %.2f (wss - ws); authenticated - "
+	    "greeted: %.2f\n", mem_auth.rss - mem_ws.rss,
 	    mem_auth.rss, mem_auth.rss - mem_greet.rss);
 	printf("   (the server's RSS before: %ld KB; connections resume %d "
 	    "accounts' sessions, ~%zu per account)\n", mem_auth.rss_before,

@@ -1098,6 +1098,62 @@ t_subprotocol_required(void)
 	srv_cleanup(&p);
 }
 
+/* Per-account quota and the per-sender DELIVER limit. */
+static void
+t_quota_and_deliver_limit(void)
+{
+	struct srv q;
+	sp_client *c, *d;
+	struct acct a, b;
+	struct sp_frame f;
+	struct sp_client_msg *m;
+	static uint8_t big[600 * 1024];
+	int i, code = 0;
+
+	CHECK_RC(srv_start(&q, 0, "--open-registration yes --quota-mb 1 "
+	    "--deliver-per-minute 3"), 0);
+	c = srv_connect(&q, "q1");
+	d = srv_connect(&q, "q2");
+	CHECK(c && d && acct_register(c, &a, "quinn@example.org", NULL, NULL) ==
+	    SP_MSG_OK && acct_register(d, &b, "rose@example.org", NULL, NULL) ==
+	    SP_MSG_OK && acct_login(c, &a) == 0 && acct_login(d, &b) == 0);
+	if (!c || !d)
+		goto out;
+	/* 600 KiB fits in 1 MiB once, not twice; nothing of the refused
+	 * append is written. */
+	for (i = 0; i < 2; i++) {
+		sp_frame_init(&f, SP_MSG_APPEND, 0);
+		(void)sp_frame_add_item(&f, SP_F_RECORDS, big, sizeof(big), 0);
+		m = call(c, &f);
+		code = reply_code(m);
+		CHECK(i == 0 ? code == 0 : code == SP_PERR_QUOTA);
+		sp_client_msg_free(m);
+	}
+	/* DELIVER to an account over quota: "cannot receive", nothing more. */
+	sp_frame_init(&f, SP_MSG_DELIVER, 0);
+	sp_frame_set_text(&f, SP_F_RECIPIENT, "quinn@example.org");
+	(void)sp_frame_add_item(&f, SP_F_RECORDS, big, sizeof(big), 0);
+	m = call(d, &f);
+	CHECK(reply_code(m) == SP_PERR_NOT_FOUND);
+	sp_client_msg_free(m);
+	/* Three records a minute per sender, then RATE. */
+	for (i = 0; i < 4; i++) {
+		sp_frame_init(&f, SP_MSG_DELIVER, 0);
+		sp_frame_set_text(&f, SP_F_RECIPIENT, "quinn@example.org");
+		(void)sp_frame_add_item(&f, SP_F_RECORDS, "x", 1, 0);
+		m = call(d, &f);
+		code = reply_code(m);
+		sp_client_msg_free(m);
+	}
+	CHECK(code == SP_PERR_RATE);
+out:
+	acct_free(&a);
+	acct_free(&b);
+	sp_client_close(c);
+	sp_client_close(d);
+	srv_cleanup(&q);
+}
+
 int
 main(void)
 {
@@ -1120,6 +1176,7 @@ main(void)
 	RUN(t_hot_backup);
 	RUN(t_config);
 	RUN(t_subprotocol_required);
+	RUN(t_quota_and_deliver_limit);
 	{
 		int st = srv_stop(&S, SIGTERM);
 
