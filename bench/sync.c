@@ -1423,10 +1423,9 @@ main(int argc, char **argv)
 	uint32_t nrec = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) :
 	    RECORDS_DEFAULT;
 	static struct acct accts[ACCOUNTS];
-	struct raw_result raw1[2], raw100[2], raw100p;
+	struct raw_result raw1[2], raw100[2];
 	struct load_result one[2], many[2], paced[2];
 	struct mem_result mem_auth, mem_greet, mem_ws;
-	const char *pool = getenv("UV_THREADPOOL_SIZE");
 	size_t nidle = IDLE_CONNS;
 	rlim_t nofile;
 	int sync, i;
@@ -1455,8 +1454,6 @@ main(int argc, char **argv)
 	raw_run(1, W_ONE, nrec / W_ONE, 0, &raw1[1]);
 	raw_run(ACCOUNTS, 1, nrec / ACCOUNTS, 1, &raw100[0]);
 	raw_run(ACCOUNTS, 1, nrec / ACCOUNTS, 0, &raw100[1]);
-	/* As many writers as the server's thread pool has threads. */
-	raw_run(W_ONE, 1, nrec / W_ONE, 0, &raw100p);
 	fprintf(stderr, "# store alone: %.0f / %.0f records/s (1 account), "
 	    "%.0f / %.0f (100), no fsync / fsync\n", raw1[0].recs_per_s,
 	    raw1[1].recs_per_s, raw100[0].recs_per_s, raw100[1].recs_per_s);
@@ -1489,8 +1486,8 @@ main(int argc, char **argv)
 		acct_free(&accts[i]);
 
 	printf("bench/sync: sealpost-server on 127.0.0.1 over wss (TLS), %ld "
-	    "CPUs, server thread pool %s\n", sysconf(_SC_NPROCESSORS_ONLN),
-	    pool ? pool : "4 (libuv default)");
+	    "CPUs, server worker threads 32 (default)\n",
+	    sysconf(_SC_NPROCESSORS_ONLN));
 	printf("%d-byte records, 1 record per APPEND, %d APPENDs in flight per "
 	    "writer; client: 1 thread, 1 lws context\n", REC_SIZE, PIPELINE);
 	printf("baseline: the store alone (sp_store_log_append, same records "
@@ -1514,12 +1511,9 @@ main(int argc, char **argv)
 	print_load(&many[0], &raw100[0]);
 	print_raw("store alone, fsync, 100 threads", &raw100[1]);
 	print_load(&many[1], &raw100[1]);
-	print_raw("store alone, fsync, 4 threads, 4 accts", &raw100p);
-	printf("   (the server makes its store calls on libuv's thread pool, "
-	    "here %s threads: at most that many\n    APPENDs can share a "
-	    "commit, however many connections write; the last row is the store"
-	    "\n    alone with as many writers as the default pool has)\n",
-	    pool ? pool : "4");
+	printf("   (the server makes its store calls on a pool of 32 threads, "
+	    "its worker-threads default:\n    at most that many APPENDs in "
+	    "flight can share one commit)\n");
 
 	printf("\n3. push latency, ms: append->push = writer's send to "
 	    "subscriber's receipt; ack->push = writer's\n   receipt of APPENDED "

@@ -25,6 +25,7 @@ sp_config_defaults(struct sp_server_config *c)
 	c->prelogin_per_minute = 30;
 	c->keys_per_minute = 60;
 	c->blob_max = 64u * 1024 * 1024;
+	c->worker_threads = 32;
 }
 
 static int
@@ -166,6 +167,9 @@ sp_config_set(struct sp_server_config *c, const char *key, const char *v,
 		c->blob_max = (uint64_t)mb * 1024 * 1024;
 		return 0;
 	}
+	if (!strcmp(key, "worker-threads"))
+		return set_int(&c->worker_threads, v, 1, 1024, key, errbuf,
+		    errlen);
 	if (!strcmp(key, "metrics-public"))
 		return set_bool(&c->metrics_public, v, key, errbuf, errlen);
 	if (!strcmp(key, "no-sync"))

@@ -35,6 +35,7 @@ struct sp_server_config {
 	int keys_per_minute;        /* KEYS_GET per source, 60 */
 	uint64_t blob_max;          /* bytes, 64 MiB */
 	int metrics_public;         /* 0: /metrics to loopback peers only */
+	int worker_threads;         /* thread pool for store calls, 32 */
 	int no_sync;                /* benchmarks only: skip fsync */
 	int verbose;
 };

@@ -42,6 +42,7 @@ usage(FILE *f)
 	    "  keys-per-minute N           KEYS_GET per source (60)\n"
 	    "  blob-max-mb N               largest blob (64)\n"
 	    "  metrics-public yes|no       /metrics beyond loopback (no)\n"
+	    "  worker-threads N            threads for store calls (32)\n"
 	    "  no-sync yes|no              skip fsync: benchmarks only (no)\n"
 	    "  verbose yes|no              (no)\n");
 }

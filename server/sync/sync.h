@@ -63,7 +63,7 @@ struct sp_conn {
 	uint8_t peer_key[16];       /* keyed hash of the peer address */
 
 	uint8_t *rx;                /* message being reassembled */
-	size_t rx_len;
+	size_t rx_len, rx_cap;
 
 	struct sp_inq inq;
 	int busy;                   /* a request is being processed */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
 #include <sodium.h>
 
 #include "server/sync/sync.h"
@@ -362,7 +363,7 @@ conn_receive(struct sp_conn *c, const void *data, size_t len)
 	if (!c->discarding && c->rx_len + len > SP_FRAME_MAX) {
 		free(c->rx);
 		c->rx = NULL;
-		c->rx_len = 0;
+		c->rx_len = c->rx_cap = 0;
 		c->discarding = 1;
 	}
 	if (c->discarding) {
@@ -374,10 +375,16 @@ conn_receive(struct sp_conn *c, const void *data, size_t len)
 		queue_in(c, in);
 		return 0;
 	}
-	if ((nrx = realloc(c->rx, c->rx_len + len ? c->rx_len + len : 1)) ==
-	    NULL)
-		return -1;
-	c->rx = nrx;
+	if (c->rx_len + len > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : 1024;
+
+		while (cap < c->rx_len + len)
+			cap *= 2;
+		if ((nrx = realloc(c->rx, cap)) == NULL)
+			return -1;
+		c->rx = nrx;
+		c->rx_cap = cap;
+	}
 	memcpy(c->rx + c->rx_len, data, len);
 	c->rx_len += len;
 	if (!last)
@@ -387,7 +394,7 @@ conn_receive(struct sp_conn *c, const void *data, size_t len)
 	in->buf = c->rx;
 	in->len = c->rx_len;
 	c->rx = NULL;
-	c->rx_len = 0;
+	c->rx_len = c->rx_cap = 0;
 	queue_in(c, in);
 	return 0;
 }
@@ -596,6 +603,16 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (lws_http_transaction_completed(wsi))
 			return -1;
 		return 0;
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		/* Once per TLS context: give the 16 KiB read and write
+		 * buffers back whenever a connection is idle, which is most
+		 * of the time for a sync connection. */
+		SSL_CTX_set_mode((SSL_CTX *)user, SSL_MODE_RELEASE_BUFFERS);
+		/* No server-side session cache: it would keep a session per
+		 * connection in memory; resumption uses stateless tickets. */
+		SSL_CTX_set_session_cache_mode((SSL_CTX *)user,
+		    SSL_SESS_CACHE_OFF);
+		return 0;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* A WebSocket upgrade lands here only when it did not offer
 		 * "sealpost.v1": refuse it rather than hold an idle socket. */
@@ -654,7 +671,11 @@ ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 static struct lws_protocols protocols[] = {
 	{ "http", http_cb, sizeof(struct http_pss), 0, 0, NULL, 0 },
-	{ "sealpost.v1", ws_cb, sizeof(struct sp_conn *), 65536, 0, NULL, 0 },
+	/* rx_buffer_size is allocated per connection: 1 KiB keeps an idle
+	 * connection small; larger messages arrive as several fragments,
+	 * which conn_receive() reassembles into a buffer that grows by
+	 * doubling. */
+	{ "sealpost.v1", ws_cb, sizeof(struct sp_conn *), 1024, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -769,6 +790,15 @@ sp_sync_run(const struct sp_server_config *cfg)
 	if (sp_auth_create(s) != 0)
 		goto out_store;
 
+	/* Each request in progress holds a pool thread until its commit;
+	 * the store can batch only as many writers as there are threads.
+	 * libuv reads the size once, at the first uv_queue_work(). */
+	{
+		char n[16];
+
+		snprintf(n, sizeof(n), "%d", cfg->worker_threads);
+		setenv("UV_THREADPOOL_SIZE", n, 1);
+	}
 	uv_loop_init(&loop);
 	s->loop = &loop;
 	foreign[0] = &loop;
