@@ -4,9 +4,13 @@
  * every library sealpost links and runs the crypto core end to end (password
  * to keys, vault, recovery key, signed envelope) on this machine.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <cbor.h>
 #include <gmime/gmime.h>
@@ -16,6 +20,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "client-core/account.h"
 #include "crypto/envelope.h"
 #include "crypto/kdf.h"
 #include "crypto/pgp.h"
@@ -29,8 +34,20 @@ usage(FILE *f)
 	    "usage: sealpost COMMAND\n"
 	    "\n"
 	    "commands:\n"
+	    "  account create --address A [--invite T] [server options]\n"
+	    "              make keys here, register, print the recovery key\n"
+	    "  account login --address A [server options]\n"
+	    "              log in and unlock the vault\n"
 	    "  selfcheck   print library versions and run a crypto round trip\n"
-	    "  version     print the sealpost version\n");
+	    "  version     print the sealpost version\n"
+	    "\n"
+	    "server options:\n"
+	    "  --server HOST:PORT   (127.0.0.1:8443)\n"
+	    "  --ca FILE            certificate to trust for the server\n"
+	    "  --plain              ws:// without TLS (tests only)\n"
+	    "  --password-file F    read the password from F (first line);\n"
+	    "                       else $SEALPOST_PASSWORD, else a prompt\n"
+	    "  --kdf-ops N --kdf-mem-mib N   password hashing cost (create)\n");
 	return f == stderr ? 2 : 0;
 }
 
@@ -135,6 +152,206 @@ out:
 	return rc;
 }
 
+struct cli {
+	char host[256];
+	int port;
+	const char *ca_file, *address, *invite, *password_file;
+	int plain;
+	uint32_t kdf_ops, kdf_mem_kib;
+};
+
+static int
+cli_parse(struct cli *o, int argc, char **argv)
+{
+	int i;
+
+	memset(o, 0, sizeof(*o));
+	snprintf(o->host, sizeof(o->host), "127.0.0.1");
+	o->port = 8443;
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--plain") == 0) {
+			o->plain = 1;
+			continue;
+		}
+		if (v == NULL) {
+			fprintf(stderr, "sealpost: %s needs a value\n", a);
+			return -1;
+		}
+		i++;
+		if (strcmp(a, "--server") == 0) {
+			const char *colon = strrchr(v, ':');
+
+			if (colon == NULL || colon == v ||
+			    (size_t)(colon - v) >= sizeof(o->host) ||
+			    (o->port = atoi(colon + 1)) <= 0 || o->port > 65535) {
+				fprintf(stderr, "sealpost: --server HOST:PORT\n");
+				return -1;
+			}
+			memcpy(o->host, v, (size_t)(colon - v));
+			o->host[colon - v] = 0;
+		} else if (strcmp(a, "--ca") == 0) {
+			o->ca_file = v;
+		} else if (strcmp(a, "--address") == 0) {
+			o->address = v;
+		} else if (strcmp(a, "--invite") == 0) {
+			o->invite = v;
+		} else if (strcmp(a, "--password-file") == 0) {
+			o->password_file = v;
+		} else if (strcmp(a, "--kdf-ops") == 0) {
+			o->kdf_ops = (uint32_t)strtoul(v, NULL, 10);
+		} else if (strcmp(a, "--kdf-mem-mib") == 0) {
+			o->kdf_mem_kib = (uint32_t)strtoul(v, NULL, 10) * 1024;
+		} else {
+			fprintf(stderr, "sealpost: unknown option %s\n", a);
+			return -1;
+		}
+	}
+	if (o->address == NULL) {
+		fprintf(stderr, "sealpost: --address is required\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The password, into sodium_malloc memory: from a file (first line), from
+ * $SEALPOST_PASSWORD, or typed at the terminal without echo.
+ */
+static char *
+read_password(const char *file, size_t *len_r)
+{
+	char *pw = sodium_malloc(1024);
+	const char *env = getenv("SEALPOST_PASSWORD");
+	size_t n = 0;
+	FILE *f = NULL;
+
+	if (pw == NULL)
+		return NULL;
+	pw[0] = 0;
+	if (file) {
+		if ((f = fopen(file, "r")) == NULL ||
+		    fgets(pw, 1024, f) == NULL) {
+			fprintf(stderr, "sealpost: %s: cannot read a password\n",
+			    file);
+			if (f)
+				fclose(f);
+			sodium_free(pw);
+			return NULL;
+		}
+		fclose(f);
+	} else if (env) {
+		snprintf(pw, 1024, "%s", env);
+	} else {
+		struct termios t, quiet;
+		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+
+		if (fd < 0 || (f = fdopen(fd, "r+")) == NULL) {
+			fprintf(stderr, "sealpost: no terminal to ask for the "
+			    "password (use --password-file)\n");
+			if (fd >= 0)
+				close(fd);
+			sodium_free(pw);
+			return NULL;
+		}
+		fputs("Password: ", f);
+		fflush(f);
+		tcgetattr(fd, &t);
+		quiet = t;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fd, TCSAFLUSH, &quiet);
+		if (fgets(pw, 1024, f) == NULL)
+			pw[0] = 0;
+		tcsetattr(fd, TCSAFLUSH, &t);
+		fputs("\n", f);
+		fclose(f);
+	}
+	n = strlen(pw);
+	while (n > 0 && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+		pw[--n] = 0;
+	if (n == 0) {
+		fprintf(stderr, "sealpost: empty password\n");
+		sodium_free(pw);
+		return NULL;
+	}
+	*len_r = n;
+	return pw;
+}
+
+static sp_client *
+cli_connect(const struct cli *o)
+{
+	struct sp_client_opts co = { .host = o->host, .port = o->port,
+	    .tls = !o->plain, .ca_file = o->ca_file, .device = "sealpost-cli",
+	    .timeout_ms = 30000 };
+	sp_client *c;
+	char err[256];
+	int rc;
+
+	if ((rc = sp_client_connect(&co, &c, err, sizeof(err))) != 0) {
+		fprintf(stderr, "sealpost: cannot reach %s:%d: %s\n", o->host,
+		    o->port, err);
+		return NULL;
+	}
+	return c;
+}
+
+static int
+cmd_account(int argc, char **argv)
+{
+	struct cli o;
+	sp_client *c = NULL;
+	char *pw = NULL, err[512] = "";
+	size_t pwlen;
+	int rc = 1, create;
+
+	if (argc < 1 || (strcmp(argv[0], "create") != 0 &&
+	    strcmp(argv[0], "login") != 0))
+		return usage(stderr);
+	create = strcmp(argv[0], "create") == 0;
+	if (cli_parse(&o, argc - 1, argv + 1) != 0)
+		return 2;
+	if ((pw = read_password(o.password_file, &pwlen)) == NULL)
+		return 2;
+	if ((c = cli_connect(&o)) == NULL)
+		goto out;
+	if (create) {
+		struct sp_account_new n = { .address = o.address,
+		    .password = pw, .password_len = pwlen, .invite = o.invite,
+		    .kdf_ops = o.kdf_ops, .kdf_mem_kib = o.kdf_mem_kib };
+		char rtext[SP_RECOVERY_TEXTBYTES];
+
+		if (sp_account_create(c, &n, rtext, err, sizeof(err)) != 0) {
+			fprintf(stderr, "sealpost: %s\n", err);
+			goto out;
+		}
+		printf("account %s created\n"
+		    "recovery key (shown once; it opens the account if the "
+		    "password is lost):\n%s\n", o.address, rtext);
+		sodium_memzero(rtext, sizeof(rtext));
+	} else {
+		sp_keyset *ks = NULL;
+		uint8_t token[32];
+		uint64_t last = 0;
+
+		if (sp_account_login(c, o.address, pw, pwlen, "sealpost-cli",
+		    &ks, token, &last, err, sizeof(err)) != 0) {
+			fprintf(stderr, "sealpost: %s\n", err);
+			goto out;
+		}
+		sodium_memzero(token, sizeof(token));
+		printf("logged in as %s; vault unlocked; log at seq %llu\n",
+		    o.address, (unsigned long long)last);
+		sp_keyset_destroy(ks);
+	}
+	rc = 0;
+out:
+	sp_client_close(c);
+	sodium_free(pw);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -142,6 +359,11 @@ main(int argc, char **argv)
 		return usage(stderr);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)
 		return usage(stdout);
+	if (strcmp(argv[1], "account") == 0) {
+		if (sodium_init() < 0)
+			return 1;
+		return cmd_account(argc - 2, argv + 2);
+	}
 	if (strcmp(argv[1], "version") == 0) {
 		printf("sealpost %s\n", SEALPOST_VERSION);
 		return 0;

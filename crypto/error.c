@@ -17,6 +17,9 @@ static const char *const sp_errstr[] = {
 	[SP_EKEYREVOKED - SP_ERR_FIRST] = "OpenPGP key is revoked",
 	[SP_EKEYEXPIRED - SP_ERR_FIRST] = "OpenPGP key has expired",
 	[SP_ERANGE - SP_ERR_FIRST] = "byte range outside the content",
+	[SP_ESERVER - SP_ERR_FIRST] = "the server refused the request",
+	[SP_EWEAK - SP_ERR_FIRST] =
+	    "the server asked for weaker password hashing than allowed",
 };
 
 const char *

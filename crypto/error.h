@@ -29,6 +29,8 @@ enum {
 	SP_EKEYREVOKED, /* an OpenPGP key is revoked */
 	SP_EKEYEXPIRED, /* an OpenPGP key has expired */
 	SP_ERANGE,      /* requested byte range lies outside the content */
+	SP_ESERVER,     /* the server refused a request (its reason is given) */
+	SP_EWEAK,       /* the server asked for weaker password hashing */
 	SP_ERR_LAST
 };
 

@@ -1,0 +1,75 @@
+#!/bin/sh
+# sealpost-stack end to end: up, demo accounts log in with the real client,
+# a wrong password is refused, no password or recovery key reaches the
+# server's files, down stops the server, up again keeps the accounts.
+# TAP output.  Needs the build directory (argument 1).
+set -u
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-"$top/build"}
+export SEALPOST_BUILD_DIR="$build"
+dir=$(mktemp -d /tmp/sp-stack-XXXXXX)
+n=0
+failed=0
+
+ok() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		failed=$((failed + 1))
+	fi
+}
+
+cleanup() {
+	[ -f "$dir/server.pid" ] && "$top/scripts/sealpost-stack" down "$dir" >/dev/null 2>&1
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+login() {
+	printf '%s\n' "$2" >"$dir/pw"
+	"$build/client-core/sealpost" account login --server "$SERVER" \
+	    --ca "$CA_FILE" --address "$1" --password-file "$dir/pw" 2>&1
+	rc=$?
+	rm -f "$dir/pw"
+	return $rc
+}
+
+"$top/scripts/sealpost-stack" up "$dir" --accounts 2 >/dev/null 2>&1
+ok $? "sealpost-stack up"
+. "$dir/stack.env"
+for k in SERVER_URL SERVER DOMAIN CA_FILE DATA_DIR USER1 USER1_PASSWORD \
+    USER1_RECOVERY USER2 USER2_PASSWORD; do
+	eval "v=\${$k:-}"
+	[ -n "$v" ]
+	ok $? "stack.env has $k"
+done
+out=$(login "$USER1" "$USER1_PASSWORD")
+echo "$out" | grep -q "logged in as $USER1; vault unlocked"
+ok $? "user 1 logs in and unlocks the vault"
+out=$(login "$USER2" "$USER2_PASSWORD")
+ok $? "user 2 logs in"
+out=$(login "$USER1" "not the password")
+rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -q "login failed"
+ok $? "a wrong password is refused with a clear message"
+# Zero-access: no password, recovery key or secret reaches the server.
+found=0
+for secret in "$USER1_PASSWORD" "$USER2_PASSWORD" "$USER1_RECOVERY"; do
+	grep -rqaF "$secret" "$DATA_DIR" && found=1
+done
+[ $found -eq 0 ]
+ok $? "no password or recovery key in the server's files"
+"$top/scripts/sealpost-stack" down "$dir" >/dev/null 2>&1
+ok $? "sealpost-stack down"
+curl -s --cacert "$CA_FILE" "https://$SERVER/health" >/dev/null 2>&1
+[ $? -ne 0 ]
+ok $? "the server is gone after down"
+"$top/scripts/sealpost-stack" up "$dir" >/dev/null 2>&1
+ok $? "sealpost-stack up again on the same directory"
+out=$(login "$USER1" "$USER1_PASSWORD")
+ok $? "the account survived the restart"
+echo "1..$n"
+[ $failed -eq 0 ]
