@@ -89,7 +89,7 @@ static struct srv S;            /* the server; srv_cleanup() on every exit */
 static char raw_dir[64];        /* the store-alone baseline's directory */
 static volatile sig_atomic_t interrupted;
 
-static void
+static void __attribute__((format(printf, 1, 2), noreturn))
 die(const char *fmt, ...)
 {
 	va_list ap;
@@ -386,7 +386,7 @@ struct load {
 	int writers_done, subs_done;
 };
 
-static void
+static void __attribute__((format(printf, 2, 3)))
 fleet_fail(struct fleet *fl, const char *fmt, ...)
 {
 	va_list ap;

@@ -776,7 +776,7 @@ t_pubkeys_must_match(void)
 	struct sp_kdf_params p;
 	sp_keyset *ks = NULL;
 	uint8_t params[25], *vault = NULL, *pub = NULL;
-	size_t vlen, plen;
+	size_t vlen = 0, plen = 0;
 	struct sp_frame f;
 	struct sp_client_msg *m;
 	char invite[128];
@@ -789,6 +789,8 @@ t_pubkeys_must_match(void)
 	    sp_vault_seal(ks, lk->vault_key, &p, NULL, &vault, &vlen) == 0 &&
 	    sp_pubkeys_sign(ks, "ann@example.org", 1, NULL, 0, &pub, &plen) ==
 	    0);
+	if (pub == NULL || vault == NULL)
+		goto out;
 	sp_kdf_params_encode(&p, params);
 	sp_frame_init(&f, SP_MSG_REGISTER, 0);
 	sp_frame_set_text(&f, SP_F_ADDRESS, "hal@example.org");
@@ -807,6 +809,7 @@ t_pubkeys_must_match(void)
 	m = call(c, &f);
 	CHECK(reply_code(m) == SP_PERR_INVALID);
 	sp_client_msg_free(m);
+out:
 	free(pub);
 	free(vault);
 	sp_login_keys_free(lk);
