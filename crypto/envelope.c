@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 
+#include "crypto/bytes.h"
 #include "crypto/envelope.h"
 #include "crypto/pad.h"
 #include "crypto/secmem.h"
@@ -50,26 +51,6 @@ struct env_header {
 	const uint8_t *slots;
 };
 
-static void
-put_be64(uint8_t *b, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		b[i] = (uint8_t)v;
-}
-
-static uint64_t
-get_be64(const uint8_t *b)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | b[i];
-	return v;
-}
-
 static uint64_t
 chunk_count(uint64_t padded, unsigned shift)
 {
@@ -100,7 +81,7 @@ header_parse(const uint8_t *env, size_t len, struct env_header *h)
 	    h->nslots < 1 || h->nslots > SP_ENVELOPE_MAX_SLOTS ||
 	    env[5] || env[6] || env[7])
 		return SP_EFORMAT;
-	h->padded_len = get_be64(env + 8);
+	h->padded_len = sp_get_be64(env + 8);
 	if (h->padded_len > SP_PAD_MAX)
 		return SP_ELIMIT;
 	off = FIXEDBYTES;
@@ -129,7 +110,7 @@ seg_nonce(uint8_t nonce[NONCEBYTES], const uint8_t prefix[PREFIXBYTES],
     uint64_t index)
 {
 	memcpy(nonce, prefix, PREFIXBYTES);
-	put_be64(nonce + PREFIXBYTES, index);
+	sp_put_be64(nonce + PREFIXBYTES, index);
 }
 
 static void
@@ -137,7 +118,7 @@ seg_ad(uint8_t ad[HASHBYTES + 9], const uint8_t hash[HASHBYTES],
     uint64_t index, int final)
 {
 	memcpy(ad, hash, HASHBYTES);
-	put_be64(ad + HASHBYTES, index);
+	sp_put_be64(ad + HASHBYTES, index);
 	ad[HASHBYTES + 8] = final ? 1 : 0;
 }
 
@@ -149,7 +130,7 @@ sig_digest(uint8_t d[64], unsigned kind, const uint8_t *msg, uint64_t len)
 	uint8_t hdr[9];
 
 	hdr[0] = (uint8_t)kind;
-	put_be64(hdr + 1, len);
+	sp_put_be64(hdr + 1, len);
 	crypto_generichash_init(&st, NULL, 0, 64);
 	crypto_generichash_update(&st, (const uint8_t *)SIG_CONTEXT,
 	    sizeof(SIG_CONTEXT) - 1);
@@ -209,7 +190,7 @@ seal_info(const struct sp_envelope_seal_args *a, const uint8_t *msg,
 	uint8_t d[64];
 
 	memset(info, 0, INFOBYTES);
-	put_be64(info, len);
+	sp_put_be64(info, len);
 	if (a->signer) {
 		info[8] = SIG_ALG_ED25519;
 		memcpy(info + 16, sp_keyset_identity_pk(a->signer), 32);
@@ -256,7 +237,7 @@ sp_envelope_seal(const struct sp_envelope_seal_args *a, const uint8_t *msg,
 	out[3] = (uint8_t)shift;
 	out[4] = (uint8_t)(a->n_recipients + (a->mailbox_key ? 1 : 0));
 	out[5] = out[6] = out[7] = 0;
-	put_be64(out + 8, padded);
+	sp_put_be64(out + 8, padded);
 	memcpy(out + 16, prefix, PREFIXBYTES);
 	(void)seal_slots(a, out, key);
 	crypto_generichash(hash, sizeof(hash), out, hlen, NULL, 0);
@@ -377,7 +358,7 @@ open_info(sp_envelope *r)
 
 	if ((rc = open_segment(r, 0, NULL, &n)) != 0)
 		return rc;
-	r->content_len = get_be64(info);
+	r->content_len = sp_get_be64(info);
 	if (r->content_len > r->padded_len)
 		return SP_EFORMAT;
 	for (i = 9; i < 16; i++)

@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 
+#include "crypto/bytes.h"
 #include "crypto/kdf.h"
 
 #define KDF_CTX "sp-login"
@@ -35,29 +36,13 @@ sp_kdf_params_new(struct sp_kdf_params *p, uint32_t opslimit, uint32_t mem_kib)
 	return 0;
 }
 
-static void
-put_be32(uint8_t *b, uint32_t v)
-{
-	b[0] = (uint8_t)(v >> 24);
-	b[1] = (uint8_t)(v >> 16);
-	b[2] = (uint8_t)(v >> 8);
-	b[3] = (uint8_t)v;
-}
-
-static uint32_t
-get_be32(const uint8_t *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-	    (uint32_t)b[2] << 8 | b[3];
-}
-
 void
 sp_kdf_params_encode(const struct sp_kdf_params *p,
     uint8_t out[SP_KDF_PARAMSBYTES])
 {
 	out[0] = p->alg;
-	put_be32(out + 1, p->opslimit);
-	put_be32(out + 5, p->mem_kib);
+	sp_put_be32(out + 1, p->opslimit);
+	sp_put_be32(out + 5, p->mem_kib);
 	memcpy(out + 9, p->salt, SP_KDF_SALTBYTES);
 }
 
@@ -68,8 +53,8 @@ sp_kdf_params_decode(const uint8_t in[SP_KDF_PARAMSBYTES],
 	if (in[0] != SP_KDF_ALG_ARGON2ID13)
 		return SP_EVERSION;
 	p->alg = in[0];
-	p->opslimit = get_be32(in + 1);
-	p->mem_kib = get_be32(in + 5);
+	p->opslimit = sp_get_be32(in + 1);
+	p->mem_kib = sp_get_be32(in + 5);
 	memcpy(p->salt, in + 9, SP_KDF_SALTBYTES);
 	return cost_ok(p->opslimit, p->mem_kib) ? 0 : SP_ELIMIT;
 }

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include "crypto/bytes.h"
 #include "crypto/keyset.h"
 
 struct sp_keyset {
@@ -112,10 +113,7 @@ sp_keyset_serialize(const sp_keyset *ks, uint8_t **out_r, size_t *len_r)
 	memcpy(b + 1, ks->id_seed, 32);
 	memcpy(b + 33, ks->enc_sk, 32);
 	memcpy(b + 65, ks->mailbox, 32);
-	b[97] = (uint8_t)(ks->pgp_len >> 24);
-	b[98] = (uint8_t)(ks->pgp_len >> 16);
-	b[99] = (uint8_t)(ks->pgp_len >> 8);
-	b[100] = (uint8_t)ks->pgp_len;
+	sp_put_be32(b + 97, (uint32_t)ks->pgp_len);
 	if (ks->pgp_len)
 		memcpy(b + SP_KEYSET_FIXEDBYTES, ks->pgp, ks->pgp_len);
 	*out_r = b;
@@ -137,8 +135,7 @@ sp_keyset_parse(const uint8_t *in, size_t len, sp_keyset **ks_r)
 		return SP_EVERSION;
 	if (len < SP_KEYSET_FIXEDBYTES)
 		return SP_ETRUNC;
-	pgp_len = (uint32_t)in[97] << 24 | (uint32_t)in[98] << 16 |
-	    (uint32_t)in[99] << 8 | in[100];
+	pgp_len = sp_get_be32(in + 97);
 	if (pgp_len > SP_KEYSET_PGP_MAX)
 		return SP_ELIMIT;
 	if (len != SP_KEYSET_FIXEDBYTES + (size_t)pgp_len)

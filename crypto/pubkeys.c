@@ -4,6 +4,7 @@
 
 #include <sodium.h>
 
+#include "crypto/bytes.h"
 #include "crypto/pubkeys.h"
 
 #define SIG_CTX "sealpost-pubkeys-v1"
@@ -42,7 +43,6 @@ sp_pubkeys_sign(const sp_keyset *ks, const char *address, uint64_t created,
 {
 	size_t alen = strlen(address), total, off = 0, i;
 	uint8_t *b, d[64];
-	int k;
 
 	*out_r = NULL;
 	if (pgp_len > SP_PUBKEYS_PGP_MAX || (pgp_len && pgp == NULL))
@@ -63,10 +63,9 @@ sp_pubkeys_sign(const sp_keyset *ks, const char *address, uint64_t created,
 	memcpy(b + off, sp_keyset_identity_pk(ks), 32);
 	memcpy(b + off + 32, sp_keyset_encryption_pk(ks), 32);
 	off += 64;
-	for (k = 7; k >= 0; k--)
-		b[off++] = (uint8_t)(created >> (8 * k));
-	for (k = 3; k >= 0; k--)
-		b[off++] = (uint8_t)(pgp_len >> (8 * k));
+	sp_put_be64(b + off, created);
+	sp_put_be32(b + off + 8, (uint32_t)pgp_len);
+	off += 12;
 	if (pgp_len)
 		memcpy(b + off, pgp, pgp_len);
 	off += pgp_len;
@@ -83,7 +82,6 @@ sp_pubkeys_parse(const uint8_t *in, size_t len, struct sp_pubkeys *p)
 {
 	size_t alen, off, pgp_len;
 	uint8_t d[64];
-	int k;
 
 	memset(p, 0, sizeof(*p));
 	if (len < 1)
@@ -103,11 +101,9 @@ sp_pubkeys_parse(const uint8_t *in, size_t len, struct sp_pubkeys *p)
 	memcpy(p->identity_pk, in + off, 32);
 	memcpy(p->encryption_pk, in + off + 32, 32);
 	off += 64;
-	for (k = 0; k < 8; k++)
-		p->created = p->created << 8 | in[off++];
-	pgp_len = (size_t)in[off] << 24 | (size_t)in[off + 1] << 16 |
-	    (size_t)in[off + 2] << 8 | in[off + 3];
-	off += 4;
+	p->created = sp_get_be64(in + off);
+	pgp_len = sp_get_be32(in + off + 8);
+	off += 12;
 	if (pgp_len > SP_PUBKEYS_PGP_MAX)
 		return SP_ELIMIT;
 	if (len != off + pgp_len + 64)

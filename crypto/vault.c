@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 
+#include "crypto/bytes.h"
 #include "crypto/vault.h"
 
 #define AEAD_XCHACHA 1
@@ -38,13 +39,6 @@ struct vault_view {
 	const uint8_t *mac;       /* over every byte before it */
 	size_t mac_off;
 };
-
-static uint32_t
-get_be32(const uint8_t *b)
-{
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-	    (uint32_t)b[2] << 8 | b[3];
-}
 
 /* Structural parse: no key needed, every length checked. */
 static int
@@ -100,7 +94,7 @@ vault_view_parse(const uint8_t *v, size_t len, struct vault_view *w)
 		return SP_ETRUNC;
 	w->body = v + off;
 	w->nonce = v + off;
-	w->ct_len = get_be32(v + off + NONCEBYTES);
+	w->ct_len = sp_get_be32(v + off + NONCEBYTES);
 	w->ct = v + off + NONCEBYTES + 4;
 	if (w->ct_len < ABYTES + SP_KEYSET_FIXEDBYTES ||
 	    w->ct_len > ABYTES + SP_KEYSET_FIXEDBYTES + SP_KEYSET_PGP_MAX)

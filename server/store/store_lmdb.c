@@ -57,6 +57,7 @@
 #include <lmdb.h>
 #include <sodium.h>
 
+#include "crypto/bytes.h"
 #include "server/store/store.h"
 
 #define MAP_INITIAL_DEFAULT ((uint64_t)64 << 20)
@@ -147,42 +148,6 @@ struct buf {
 };
 
 /* ---- bytes ------------------------------------------------------------ */
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
 
 /*
  * MDB_val has no const member.  LMDB only reads through the pointers of
@@ -604,7 +569,7 @@ meta_get64(sp_store *s, MDB_txn *txn, const char *name, uint64_t *v_r)
 		return rc;
 	if (v.mv_size != 8)
 		return SP_STORE_ECORRUPT;
-	*v_r = get64(v.mv_data);
+	*v_r = sp_get_be64(v.mv_data);
 	return 0;
 }
 
@@ -613,7 +578,7 @@ meta_put64(sp_store *s, MDB_txn *txn, const char *name, uint64_t v)
 {
 	uint8_t b[8];
 
-	put64(b, v);
+	sp_put_be64(b, v);
 	return db_put(txn, s->db[DB_META], name, strlen(name), b, 8, 0);
 }
 
@@ -741,7 +706,7 @@ format_check(sp_store *s, MDB_txn *txn)
 
 	rc = db_get(txn, s->db[DB_META], key, sizeof(key) - 1, &v);
 	if (rc == MDB_NOTFOUND) {
-		put32(b, STORE_FORMAT);
+		sp_put_be32(b, STORE_FORMAT);
 		return db_put(txn, s->db[DB_META], key, sizeof(key) - 1, b,
 		    4, 0);
 	}
@@ -749,7 +714,7 @@ format_check(sp_store *s, MDB_txn *txn)
 		return rc;
 	if (v.mv_size != 4)
 		return SP_STORE_ECORRUPT;
-	return get32(v.mv_data) == STORE_FORMAT ? 0 : ENOTSUP;
+	return sp_get_be32(v.mv_data) == STORE_FORMAT ? 0 : ENOTSUP;
 }
 
 static int
@@ -834,13 +799,13 @@ static void
 acct_encode(const struct acct *x, uint8_t v[ACCT_LEN])
 {
 	v[0] = ACCT_V1;
-	put64(v + 1, x->id);
+	sp_put_be64(v + 1, x->id);
 	memcpy(v + 9, x->a.auth_pk, 32);
 	memcpy(v + 41, x->a.kdf_params, 25);
-	put32(v + 66, x->a.flags);
-	put64(v + 70, x->a.created);
-	put64(v + 78, x->a.quota_bytes);
-	put64(v + 86, x->a.used_bytes);
+	sp_put_be32(v + 66, x->a.flags);
+	sp_put_be64(v + 70, x->a.created);
+	sp_put_be64(v + 78, x->a.quota_bytes);
+	sp_put_be64(v + 86, x->a.used_bytes);
 }
 
 static int
@@ -853,13 +818,13 @@ acct_decode(const MDB_val *k, const MDB_val *v, struct acct *x)
 		return SP_STORE_ECORRUPT;
 	memset(x, 0, sizeof(*x));
 	memcpy(x->a.address, k->mv_data, k->mv_size);
-	x->id = get64(p + 1);
+	x->id = sp_get_be64(p + 1);
 	memcpy(x->a.auth_pk, p + 9, 32);
 	memcpy(x->a.kdf_params, p + 41, 25);
-	x->a.flags = get32(p + 66);
-	x->a.created = get64(p + 70);
-	x->a.quota_bytes = get64(p + 78);
-	x->a.used_bytes = get64(p + 86);
+	x->a.flags = sp_get_be32(p + 66);
+	x->a.created = sp_get_be64(p + 70);
+	x->a.quota_bytes = sp_get_be64(p + 78);
+	x->a.used_bytes = sp_get_be64(p + 86);
 	return 0;
 }
 
@@ -942,7 +907,7 @@ run_account_create(sp_store *s, MDB_txn *txn, void *arg)
 	if ((rc = meta_put64(s, txn, "next_acct", c->x.id + 1)) != 0 ||
 	    (rc = acct_save(s, txn, &c->x, MDB_NOOVERWRITE)) != 0)
 		return rc;
-	put64(idk, c->x.id);
+	sp_put_be64(idk, c->x.id);
 	if ((rc = db_put(txn, s->db[DB_LOGMETA], idk, 8, zero, 8, 0)) != 0 ||
 	    (rc = db_put(txn, s->db[DB_VAULTS], addr, strlen(addr), c->vault,
 	    c->vault_len, 0)) != 0)
@@ -1058,9 +1023,9 @@ bm_load(sp_store *s, MDB_txn *txn, const uint8_t id[32],
 	if (v.mv_size != BLOBMETA_LEN)
 		return SP_STORE_ECORRUPT;
 	p = v.mv_data;
-	bm->size = get64(p);
-	bm->refs = get64(p + 8);
-	bm->have = get64(p + 16);
+	bm->size = sp_get_be64(p);
+	bm->refs = sp_get_be64(p + 8);
+	bm->have = sp_get_be64(p + 16);
 	bm->flags = p[24];
 	return 0;
 }
@@ -1071,9 +1036,9 @@ bm_save(sp_store *s, MDB_txn *txn, const uint8_t id[32],
 {
 	uint8_t v[BLOBMETA_LEN];
 
-	put64(v, bm->size);
-	put64(v + 8, bm->refs);
-	put64(v + 16, bm->have);
+	sp_put_be64(v, bm->size);
+	sp_put_be64(v + 8, bm->refs);
+	sp_put_be64(v + 16, bm->have);
 	v[24] = bm->flags;
 	return db_put(txn, s->db[DB_BLOBMETA], id, 32, v, sizeof(v), 0);
 }
@@ -1141,7 +1106,7 @@ run_account_delete(sp_store *s, MDB_txn *txn, void *arg)
 
 	if ((rc = acct_load(s, txn, addr, &x)) != 0)
 		return rc;
-	put64(idk, x.id);
+	sp_put_be64(idk, x.id);
 	if ((rc = del_prefix(s, txn, s->db[DB_SESSIDX], idk, 8,
 	    each_session_drop, NULL)) != 0 ||
 	    (rc = del_prefix(s, txn, s->db[DB_BLOBREFS], idk, 8,
@@ -1340,12 +1305,12 @@ log_last_get(sp_store *s, MDB_txn *txn, uint64_t id, uint64_t *last_r)
 	MDB_val v;
 	int rc;
 
-	put64(idk, id);
+	sp_put_be64(idk, id);
 	if ((rc = db_get(txn, s->db[DB_LOGMETA], idk, 8, &v)) != 0)
 		return rc;
 	if (v.mv_size != 8)
 		return SP_STORE_ECORRUPT;
-	*last_r = get64(v.mv_data);
+	*last_r = sp_get_be64(v.mv_data);
 	return 0;
 }
 
@@ -1354,8 +1319,8 @@ log_last_put(sp_store *s, MDB_txn *txn, uint64_t id, uint64_t last)
 {
 	uint8_t idk[8], v[8];
 
-	put64(idk, id);
-	put64(v, last);
+	sp_put_be64(idk, id);
+	sp_put_be64(v, last);
 	return db_put(txn, s->db[DB_LOGMETA], idk, 8, v, 8, 0);
 }
 
@@ -1375,9 +1340,9 @@ log_put_recs(sp_store *s, MDB_txn *txn, uint64_t id, uint64_t first,
 	size_t i;
 	int rc;
 
-	put64(key, id);
+	sp_put_be64(key, id);
 	for (i = 0; i < n; i++) {
-		put64(key + 8, first + i);
+		sp_put_be64(key + 8, first + i);
 		rc = db_put(txn, s->db[DB_LOG], key, 16, recs[i].data,
 		    recs[i].len, MDB_NOOVERWRITE);
 		if (rc != 0) /* a record past "last": logmeta is wrong */
@@ -1477,8 +1442,8 @@ log_copy(MDB_cursor *c, struct log_walk *w, struct buf *b)
 	MDB_val k, v;
 	int rc;
 
-	put64(key, w->id);
-	put64(key + 8, w->next);
+	sp_put_be64(key, w->id);
+	sp_put_be64(key + 8, w->next);
 	k = mv(key, 16);
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
@@ -1491,11 +1456,11 @@ log_copy(MDB_cursor *c, struct log_walk *w, struct buf *b)
 		if (b->len >= PAGE_BYTES)
 			return 0; /* page full; the walk goes on */
 		memcpy(hdr, k.mv_data, 16);
-		put64(hdr, v.mv_size);
+		sp_put_be64(hdr, v.mv_size);
 		if ((rc = buf_add(b, hdr, 16)) != 0 ||
 		    (rc = buf_add(b, v.mv_data, v.mv_size)) != 0)
 			return rc;
-		w->next = get64(hdr + 8) + 1;
+		w->next = sp_get_be64(hdr + 8) + 1;
 		w->count++;
 		w->bytes += v.mv_size;
 	}
@@ -1535,8 +1500,8 @@ log_deliver(const struct buf *b,
 	int rc = 0;
 
 	while (rc == 0 && p < end) {
-		len = (size_t)get64(p);
-		rc = fn(get64(p + 8), p + 16, len, arg);
+		len = (size_t)sp_get_be64(p);
+		rc = fn(sp_get_be64(p + 8), p + 16, len, arg);
 		p += 16 + len;
 	}
 	return rc;
@@ -1585,14 +1550,14 @@ log_del_upto(sp_store *s, MDB_txn *txn, uint64_t id, uint64_t upto,
 	MDB_val k, v;
 	int rc;
 
-	put64(key, id);
-	put64(key + 8, 0);
+	sp_put_be64(key, id);
+	sp_put_be64(key + 8, 0);
 	k = mv(key, 16);
 	if ((rc = mdb_cursor_open(txn, s->db[DB_LOG], &c)) != 0)
 		return rc;
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size == 16 && memcmp(k.mv_data, key, 8) == 0 &&
-	    get64((const uint8_t *)k.mv_data + 8) <= upto) {
+	    sp_get_be64((const uint8_t *)k.mv_data + 8) <= upto) {
 		*freed += v.mv_size;
 		if ((rc = mdb_cursor_del(c, 0)) == 0)
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -1654,7 +1619,7 @@ blob_ref_check(sp_store *s, MDB_txn *txn, struct blob_arg *p,
 
 	if ((rc = acct_load(s, txn, p->addr, x)) != 0)
 		return rc;
-	put64(rk, x->id);
+	sp_put_be64(rk, x->id);
 	memcpy(rk + 8, p->id, 32);
 	if ((rc = db_get(txn, s->db[DB_BLOBREFS], rk, 40, &v)) != 0)
 		return rc;
@@ -1679,7 +1644,7 @@ run_blob_begin(sp_store *s, MDB_txn *txn, void *arg)
 	if (bm.size != p->size)
 		return EINVAL;
 	p->have = bm.have;
-	put64(rk, x.id);
+	sp_put_be64(rk, x.id);
 	memcpy(rk + 8, p->id, 32);
 	rc = db_get(txn, s->db[DB_BLOBREFS], rk, 40, &v);
 	if (rc != MDB_NOTFOUND)
@@ -1726,7 +1691,7 @@ run_blob_chunk(sp_store *s, MDB_txn *txn, void *arg)
 	if (bm.flags & BLOB_COMPLETE)
 		return 0; /* immutable; a late retry changes nothing */
 	memcpy(ck, p->id, 32);
-	put64(ck + 32, p->index);
+	sp_put_be64(ck + 32, p->index);
 	if ((rc = db_get(txn, s->db[DB_BLOBS], ck, 40, &v)) == MDB_NOTFOUND) {
 		bm.have++;
 		rc = bm_save(s, txn, p->id, &bm);
@@ -1765,14 +1730,14 @@ blob_hash(sp_store *s, MDB_txn *txn, const uint8_t id[32],
 	int rc;
 
 	memcpy(key, id, 32);
-	put64(key + 32, 0);
+	sp_put_be64(key + 32, 0);
 	k = mv(key, 40);
 	if ((rc = mdb_cursor_open(txn, s->db[DB_BLOBS], &c)) != 0)
 		return rc;
 	crypto_generichash_init(&st, NULL, 0, 32);
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	for (i = 0; i < n && rc == 0; i++) {
-		put64(key + 32, i);
+		sp_put_be64(key + 32, i);
 		if (k.mv_size != 40 || memcmp(k.mv_data, key, 40) != 0 ||
 		    v.mv_size != blob_chunk_len(bm->size, i)) {
 			rc = SP_STORE_ECORRUPT; /* bm->have said all there */
@@ -1874,7 +1839,7 @@ sp_store_blob_read(sp_store *s, const uint8_t id[32], uint64_t index,
 	if (s == NULL || id == NULL || data_r == NULL || len_r == NULL)
 		return EINVAL;
 	memcpy(ck, id, 32);
-	put64(ck + 32, index);
+	sp_put_be64(ck + 32, index);
 	if ((rc = txn_begin(s, MDB_RDONLY, &txn)) != 0)
 		return err_map(rc);
 	if ((rc = blob_visible(s, txn, id, &bm)) == 0 &&
@@ -1899,7 +1864,7 @@ run_blob_unref(sp_store *s, MDB_txn *txn, void *arg)
 
 	if ((rc = acct_load(s, txn, p->addr, &x)) != 0)
 		return rc;
-	put64(rk, x.id);
+	sp_put_be64(rk, x.id);
 	memcpy(rk + 8, p->id, 32);
 	if ((rc = db_del(txn, s->db[DB_BLOBREFS], rk, 40)) != 0 ||
 	    (rc = blob_drop(s, txn, p->id, &size)) != 0)
@@ -1933,9 +1898,9 @@ sess_encode(const struct sp_store_session *ss, uint64_t id, struct buf *b)
 	size_t dl = strlen(ss->device), al = strlen(ss->address);
 	int rc;
 
-	put64(hdr, id);
-	put64(hdr + 8, ss->created);
-	put64(hdr + 16, ss->last_seen);
+	sp_put_be64(hdr, id);
+	sp_put_be64(hdr + 8, ss->created);
+	sp_put_be64(hdr + 16, ss->last_seen);
 	hdr[24] = (uint8_t)dl;
 	hdr[25] = (uint8_t)al;
 	if ((rc = buf_add(b, hdr, sizeof(hdr))) != 0 ||
@@ -1960,9 +1925,9 @@ sess_decode(const uint8_t token[32], const MDB_val *v,
 		return SP_STORE_ECORRUPT;
 	memset(ss, 0, sizeof(*ss));
 	memcpy(ss->token_hash, token, 32);
-	*id_r = get64(p);
-	ss->created = get64(p + 8);
-	ss->last_seen = get64(p + 16);
+	*id_r = sp_get_be64(p);
+	ss->created = sp_get_be64(p + 8);
+	ss->last_seen = sp_get_be64(p + 16);
 	memcpy(ss->device, p + SESS_FIXED, dl);
 	memcpy(ss->address, p + SESS_FIXED + dl, al);
 	return 0;
@@ -1972,8 +1937,8 @@ static void
 sessidx_key(uint8_t k[48], uint64_t id, uint64_t created,
     const uint8_t token[32])
 {
-	put64(k, id);
-	put64(k + 8, created);
+	sp_put_be64(k, id);
+	sp_put_be64(k + 8, created);
 	memcpy(k + 16, token, 32);
 }
 
@@ -2091,7 +2056,7 @@ sess_copy(sp_store *s, MDB_txn *txn, MDB_cursor *c, struct sess_walk *w,
 	uint64_t id;
 	int rc;
 
-	put64(w->after, w->id);
+	sp_put_be64(w->after, w->id);
 	k = mv(w->after, w->started ? 48 : 8);
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	if (rc == 0 && w->started && k.mv_size == 48 &&
@@ -2200,7 +2165,7 @@ run_queue_put(sp_store *s, MDB_txn *txn, void *arg)
 
 	if ((rc = queue_remove(s, txn, p->id)) != 0 && rc != MDB_NOTFOUND)
 		return rc;
-	put64(qk, p->due);
+	sp_put_be64(qk, p->due);
 	memcpy(qk + 8, p->id, 16);
 	if ((rc = db_put(txn, s->db[DB_QUEUE], qk, 24, p->data, p->len,
 	    0)) != 0)
@@ -2246,7 +2211,7 @@ run_invite_put(sp_store *s, MDB_txn *txn, void *arg)
 	struct invite_arg *p = arg;
 	uint8_t v[8];
 
-	put64(v, p->t);
+	sp_put_be64(v, p->t);
 	return db_put(txn, s->db[DB_INVITES], p->hash, 32, v, 8, 0);
 }
 
@@ -2274,7 +2239,7 @@ run_invite_take(sp_store *s, MDB_txn *txn, void *arg)
 		return rc;
 	if (v.mv_size != 8)
 		return SP_STORE_ECORRUPT;
-	if (get64(v.mv_data) <= p->t)
+	if (sp_get_be64(v.mv_data) <= p->t)
 		return MDB_NOTFOUND;    /* expired: as if it never was */
 	return db_del(txn, s->db[DB_INVITES], p->hash, 32);
 }
@@ -2313,7 +2278,7 @@ queue_copy(MDB_cursor *c, struct queue_walk *w, struct buf *b)
 	for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != 24)
 			return SP_STORE_ECORRUPT;
-		if (get64(k.mv_data) > w->now ||
+		if (sp_get_be64(k.mv_data) > w->now ||
 		    (w->max && w->count == w->max))
 			break;
 		if (b->len >= PAGE_BYTES)
@@ -2321,7 +2286,7 @@ queue_copy(MDB_cursor *c, struct queue_walk *w, struct buf *b)
 		memcpy(w->after, k.mv_data, 24);
 		w->started = 1;
 		w->count++;
-		put64(len, v.mv_size);
+		sp_put_be64(len, v.mv_size);
 		if ((rc = buf_add(b, w->after, 24)) != 0 ||
 		    (rc = buf_add(b, len, 8)) != 0 ||
 		    (rc = buf_add(b, v.mv_data, v.mv_size)) != 0)
@@ -2366,8 +2331,8 @@ sp_store_queue_due(sp_store *s, uint64_t now, size_t max,
 		if ((rc = err_map(queue_page(s, &w, &b))) != 0)
 			break;
 		for (p = b.p; rc == 0 && p < b.p + b.len; p += 32 + len) {
-			len = (size_t)get64(p + 24);
-			rc = fn(p + 8, get64(p), p + 32, len, arg);
+			len = (size_t)sp_get_be64(p + 24);
+			rc = fn(p + 8, sp_get_be64(p), p + 32, len, arg);
 		}
 	} while (rc == 0 && !w.done);
 	free(b.p);
