@@ -155,6 +155,7 @@ struct sp_job {
 struct sp_handler {
 	uint32_t type;
 	enum sp_conn_state need;    /* minimum state */
+	enum sp_conn_state max;     /* maximum state */
 	sp_job_fn check;            /* loop thread; may reply and finish */
 	sp_job_fn work;
 	sp_job_fn done;             /* may be NULL */

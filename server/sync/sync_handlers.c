@@ -816,6 +816,8 @@ deliver_check(struct sp_job *j)
 	records_check(j);
 	if (j->reply)
 		return;
+	if (a == NULL)
+		return sp_job_reply_error(j, SP_PERR_INTERNAL, "no account state");
 	if (field_address(&j->f, SP_F_RECIPIENT, j->address) != 0)
 		return sp_job_reply_error(j, SP_PERR_INVALID,
 		    "recipient is not a mail address");
@@ -974,30 +976,31 @@ keys_work(struct sp_job *j)
 	sp_job_reply(j, &r);
 }
 
+/* type, lowest and highest connection state, check, work, done, and
+ * whether done runs even when the client has gone. */
+#define H(t, lo, hi, check, work, done, always) \
+	{ SP_MSG_##t, SP_CONN_##lo, SP_CONN_##hi, check, work, done, always }
+
 static const struct sp_handler handlers[] = {
-	{ SP_MSG_HELLO, SP_CONN_NEW, hello_check, hello_check, NULL, 0 },
-	{ SP_MSG_REGISTER, SP_CONN_OPEN, register_check, register_work, NULL, 0 },
-	{ SP_MSG_PRELOGIN, SP_CONN_OPEN, prelogin_check, prelogin_work, NULL, 0 },
-	{ SP_MSG_LOGIN, SP_CONN_OPEN, login_check, login_work, login_done, 0 },
-	{ SP_MSG_RESUME, SP_CONN_OPEN, resume_check, resume_work, resume_done, 0 },
-	{ SP_MSG_KEYS_GET, SP_CONN_OPEN, keys_check, keys_work, NULL, 0 },
-	{ SP_MSG_LOGOUT, SP_CONN_AUTH, NULL, logout_work, logout_done, 0 },
-	{ SP_MSG_SESSIONS, SP_CONN_AUTH, NULL, sessions_work, NULL, 0 },
-	{ SP_MSG_REVOKE, SP_CONN_AUTH, NULL, revoke_work, revoke_done, 0 },
-	{ SP_MSG_VAULT_PUT, SP_CONN_AUTH, vault_put_check, vault_put_work, NULL,
-	    0 },
-	{ SP_MSG_APPEND, SP_CONN_AUTH, records_check, append_work, append_done,
-	    1 },
-	{ SP_MSG_READ, SP_CONN_AUTH, NULL, read_work, NULL, 0 },
-	{ SP_MSG_SUBSCRIBE, SP_CONN_AUTH, NULL, subscribe_work, subscribe_done, 0 },
-	{ SP_MSG_DELIVER, SP_CONN_AUTH, deliver_check, deliver_work,
-	    append_done, 1 },
-	{ SP_MSG_BLOB_BEGIN, SP_CONN_AUTH, blob_begin_check, blob_begin_work,
-	    NULL, 0 },
-	{ SP_MSG_BLOB_CHUNK, SP_CONN_AUTH, NULL, blob_chunk_work, NULL, 0 },
-	{ SP_MSG_BLOB_FINISH, SP_CONN_AUTH, NULL, blob_finish_work, NULL, 0 },
-	{ SP_MSG_BLOB_GET, SP_CONN_AUTH, NULL, blob_get_work, NULL, 0 },
-	{ SP_MSG_BLOB_DELETE, SP_CONN_AUTH, NULL, blob_delete_work, NULL, 0 },
+	H(HELLO, NEW, OPEN, hello_check, hello_check, NULL, 0),
+	H(REGISTER, OPEN, OPEN, register_check, register_work, NULL, 0),
+	H(PRELOGIN, OPEN, OPEN, prelogin_check, prelogin_work, NULL, 0),
+	H(LOGIN, OPEN, OPEN, login_check, login_work, login_done, 0),
+	H(RESUME, OPEN, OPEN, resume_check, resume_work, resume_done, 0),
+	H(KEYS_GET, OPEN, AUTH, keys_check, keys_work, NULL, 0),
+	H(LOGOUT, AUTH, AUTH, NULL, logout_work, logout_done, 0),
+	H(SESSIONS, AUTH, AUTH, NULL, sessions_work, NULL, 0),
+	H(REVOKE, AUTH, AUTH, NULL, revoke_work, revoke_done, 0),
+	H(VAULT_PUT, AUTH, AUTH, vault_put_check, vault_put_work, NULL, 0),
+	H(APPEND, AUTH, AUTH, records_check, append_work, append_done, 1),
+	H(READ, AUTH, AUTH, NULL, read_work, NULL, 0),
+	H(SUBSCRIBE, AUTH, AUTH, NULL, subscribe_work, subscribe_done, 0),
+	H(DELIVER, AUTH, AUTH, deliver_check, deliver_work, append_done, 1),
+	H(BLOB_BEGIN, AUTH, AUTH, blob_begin_check, blob_begin_work, NULL, 0),
+	H(BLOB_CHUNK, AUTH, AUTH, NULL, blob_chunk_work, NULL, 0),
+	H(BLOB_FINISH, AUTH, AUTH, NULL, blob_finish_work, NULL, 0),
+	H(BLOB_GET, AUTH, AUTH, NULL, blob_get_work, NULL, 0),
+	H(BLOB_DELETE, AUTH, AUTH, NULL, blob_delete_work, NULL, 0),
 };
 
 const struct sp_handler *

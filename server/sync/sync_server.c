@@ -239,6 +239,30 @@ job_after_cb(uv_work_t *req, int status)
 	job_finish(j);
 }
 
+/*
+ * The state table of docs/protocol.md 5.1: NEW takes only HELLO; GREETED
+ * (SP_CONN_OPEN) the login-free requests; AUTHENTICATED the rest, but not
+ * HELLO, REGISTER, PRELOGIN, LOGIN or RESUME (log out first).  NULL when
+ * the request may run, else the reason, with its code in *code_r.
+ */
+static const char *
+state_refusal(const struct sp_conn *c, const struct sp_handler *h,
+    int *code_r)
+{
+	*code_r = SP_PERR_SEQUENCE;
+	if (c->state == SP_CONN_NEW)
+		return h->type == SP_MSG_HELLO ? NULL : "HELLO must come first";
+	if (h->type == SP_MSG_HELLO)
+		return "HELLO only once";
+	if (c->state < h->need) {
+		*code_r = SP_PERR_AUTH;
+		return "log in first";
+	}
+	if (c->state > h->max)
+		return "already logged in: log out first";
+	return NULL;
+}
+
 static void
 conn_dispatch(struct sp_conn *c, struct sp_in *in)
 {
@@ -285,13 +309,8 @@ conn_dispatch(struct sp_conn *c, struct sp_in *in)
 		job_finish(j);
 		return;
 	}
-	if (c->state < j->h->need ||
-	    (c->state != SP_CONN_NEW) != (j->f.type != SP_MSG_HELLO)) {
-		sp_job_reply_error(j, c->state == SP_CONN_NEW ?
-		    SP_PERR_SEQUENCE : c->state < j->h->need ? SP_PERR_AUTH :
-		    SP_PERR_SEQUENCE, c->state == SP_CONN_NEW ?
-		    "HELLO must come first" : c->state < j->h->need ?
-		    "log in first" : "HELLO only once");
+	if ((why = state_refusal(c, j->h, &code)) != NULL) {
+		sp_job_reply_error(j, code, why);
 		job_finish(j);
 		return;
 	}

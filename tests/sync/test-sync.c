@@ -274,6 +274,23 @@ t_log_and_two_sessions(void)
 	CHECK(append(c1, "x", UINT64_MAX, NULL) == SP_PERR_AUTH);
 	CHECK_RC(acct_login(c1, &a), 0);
 	CHECK_RC(acct_login(c2, &a), 0);
+	/* Logged in: no second login, registration or HELLO on it. */
+	CHECK_RC(acct_login(c1, &a), SP_PERR_SEQUENCE);
+	{
+		struct sp_frame t;
+		struct sp_client_msg *r;
+
+		sp_frame_init(&t, SP_MSG_RESUME, 0);
+		sp_frame_set_bytes(&t, SP_F_TOKEN, a.token, 32);
+		r = call(c1, &t);
+		CHECK(reply_code(r) == SP_PERR_SEQUENCE);
+		sp_client_msg_free(r);
+		sp_frame_init(&t, SP_MSG_KEYS_GET, 0);
+		sp_frame_set_text(&t, SP_F_ADDRESS, "dora@example.org");
+		r = call(c1, &t);
+		CHECK(r && r->f.type == SP_MSG_KEYS);  /* allowed in both */
+		sp_client_msg_free(r);
+	}
 	CHECK_RC(append(c1, "r1", 0, &seq), 0);
 	CHECK(seq == 1);
 	/* Optimistic concurrency: expected last seq 0 is stale now. */
