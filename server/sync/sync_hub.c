@@ -107,8 +107,10 @@ sp_session_id(const uint8_t token_hash[32], uint8_t id_r[16])
 	crypto_generichash_final(&st, id_r, 16);
 }
 
-/* Encodes a PUSH of records [first .. first+n-1] and queues it. */
-static void
+/* Encodes a PUSH of records [first .. first+n-1] and queues it; -1 when
+ * they do not fit one frame (an APPEND at the very limit: its PUSH carries
+ * a few more bytes), and the caller reads them in pages instead. */
+static int
 push_records(struct sp_conn *c, uint64_t first, uint64_t last,
     const struct sp_store_rec *recs, size_t n, uint64_t t_commit)
 {
@@ -123,12 +125,11 @@ push_records(struct sp_conn *c, uint64_t first, uint64_t last,
 	for (i = 0; i < n; i++)
 		(void)sp_frame_add_item(&r, SP_F_RECORDS, recs[i].data,
 		    recs[i].len, 0);
-	if (sp_frame_encode(&r, LWS_PRE, &buf, &len) != 0) {
-		sp_conn_close(c);
-		return;
-	}
+	if (sp_frame_encode(&r, LWS_PRE, &buf, &len) != 0)
+		return -1;
 	c->srv->m.records_pushed += n;
 	sp_conn_send(c, buf, len, t_commit);
+	return 0;
 }
 
 /* ---- catch-up reads on the thread pool --------------------------------- */
@@ -251,12 +252,11 @@ sp_hub_committed(struct sp_sync *s, const char *address, uint64_t first,
 		if (!c->subscribed)
 			continue;
 		if (!c->sub_reading && c->next_seq == first &&
-		    c->out_bytes < PUSH_HIGH_WATER) {
-			push_records(c, first, a->last, recs, nrecs, t);
+		    c->out_bytes < PUSH_HIGH_WATER &&
+		    push_records(c, first, a->last, recs, nrecs, t) == 0)
 			c->next_seq = last + 1;
-		} else {
+		else
 			catch_up(s, c);
-		}
 	}
 }
 

@@ -1174,6 +1174,51 @@ out:
 	srv_cleanup(&q);
 }
 
+/* An APPEND at the very frame limit: its PUSH would be a few bytes too
+ * big for one frame, so the records reach the subscriber in pages. */
+static void
+t_push_at_frame_limit(void)
+{
+	sp_client *w = srv_connect(&S, "w"), *r = srv_connect(&S, "r");
+	struct acct a;
+	struct sp_frame f;
+	struct sp_client_msg *m;
+	/* 2 x 1,048,566 bytes: the APPEND frame is 2,097,150 bytes, its PUSH
+	 * would be 2,097,154, over SP_FRAME_MAX. */
+	static uint8_t big[2][1048566];
+	size_t got = 0, n, i;
+	const struct sp_frame_item *it;
+
+	CHECK(w && r && make_account("ida@example.org", &a) == 0 &&
+	    acct_login(w, &a) == 0 && acct_login(r, &a) == 0);
+	if (!w || !r)
+		return;
+	memset(big[0], 'a', sizeof(big[0]));
+	memset(big[1], 'b', sizeof(big[1]));
+	sp_frame_init(&f, SP_MSG_SUBSCRIBE, 0);
+	sp_frame_set_uint(&f, SP_F_SEQ, 1);
+	sp_client_msg_free(call(r, &f));
+	sp_frame_init(&f, SP_MSG_APPEND, 0);
+	(void)sp_frame_add_item(&f, SP_F_RECORDS, big[0], sizeof(big[0]), 0);
+	(void)sp_frame_add_item(&f, SP_F_RECORDS, big[1], sizeof(big[1]), 0);
+	m = call(w, &f);
+	CHECK(m && m->f.type == SP_MSG_APPENDED && m->f.f[SP_F_LAST].u == 2);
+	sp_client_msg_free(m);
+	while (got < 2 && sp_client_next_push(r, 5000, &m) == 0) {
+		it = sp_frame_array(&m->f, SP_F_RECORDS, &n);
+		CHECK(m->f.f[SP_F_SEQ].u == got + 1);
+		for (i = 0; i < n; i++, got++)
+			CHECK(it[i].len == sizeof(big[0]) &&
+			    it[i].ptr[0] == (got == 0 ? 'a' : 'b'));
+		sp_client_msg_free(m);
+	}
+	CHECK(got == 2);
+	CHECK(!sp_client_is_closed(r));
+	acct_free(&a);
+	sp_client_close(w);
+	sp_client_close(r);
+}
+
 int
 main(void)
 {
@@ -1185,6 +1230,7 @@ main(void)
 	RUN(t_prelogin_hides_accounts);
 	RUN(t_login_failures_and_rate_limit);
 	RUN(t_log_and_two_sessions);
+	RUN(t_push_at_frame_limit);
 	RUN(t_deliver_keys_blobs);
 	RUN(t_sessions_revoke_resume_logout);
 	RUN(t_malformed_frames);
