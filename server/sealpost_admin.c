@@ -3,91 +3,323 @@
  * allows it while the server runs), so it needs access to the data
  * directory and nothing else.
  *
+ *   sealpost-admin [--data-dir DIR] init [--tls-cert F --tls-key F]
+ *                                        [--hostname NAME]
  *   sealpost-admin [--data-dir DIR] invite [--days N]
  *   sealpost-admin [--data-dir DIR] status
+ *   sealpost-admin [--data-dir DIR] user list
+ *   sealpost-admin [--data-dir DIR] user disable|enable ADDRESS
+ *   sealpost-admin [--data-dir DIR] user delete ADDRESS --yes
+ *   sealpost-admin [--data-dir DIR] user quota ADDRESS MB
  *   sealpost-admin [--data-dir DIR] backup DEST
+ *   sealpost-admin [--data-dir DIR] restore BACKUP [--force]
+ *
+ * Commands are a table of check/proceed pairs: check looks only at the
+ * arguments (a usage error exits 2 before anything is touched), proceed
+ * does the work (a failure exits 1).  Every command but init and restore
+ * needs an existing store and never creates one, so that a mistyped
+ * --data-dir is an error rather than a new, empty store.
+ *
+ * restore is the one command that must not run beside a server: it
+ * replaces the store's files under it.  It refuses while another process
+ * has the store open (see store_user()); the server must be stopped.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <arpa/inet.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sodium.h>
 
 #include "server/store/store.h"
 
-static int
+#define MIB (1024ull * 1024)
+#define QUOTA_MB_MAX (1ull << 30)       /* as the server's quota-mb */
+#define PEM_MAX (1024 * 1024)           /* a certificate chain or key */
+#define CERT_DAYS 730
+
+struct ctx {
+	const char *data_dir;
+	char store_dir[PATH_MAX];
+	sp_store *st;
+};
+
+/* What a command's check found in its arguments. */
+struct args {
+	const char *pos[2];
+	int npos;
+	const char *tls_cert, *tls_key, *hostname;
+	int yes, force;
+	uint64_t n;             /* --days, or the quota in MB */
+};
+
+enum {
+	OPT_DAYS = 1 << 0,
+	OPT_YES = 1 << 1,
+	OPT_FORCE = 1 << 2,
+	OPT_TLS = 1 << 3,       /* --tls-cert, --tls-key, --hostname */
+};
+
+struct cmd {
+	const char *name, *sub;
+	const char *synopsis;
+	const char *help;
+	unsigned opts;          /* OPT_* it accepts */
+	int npos;               /* positional arguments, exactly */
+	int store;              /* proceeds with the existing store open */
+	int (*check)(const struct cmd *c, struct args *a);
+	int (*proceed)(struct ctx *c, const struct args *a);
+};
+
+static const struct cmd cmds[];
+
+static void
 usage(FILE *f)
 {
-	fprintf(f,
-	    "usage: sealpost-admin [--data-dir DIR] COMMAND\n"
-	    "\n"
-	    "commands:\n"
-	    "  invite [--days N]   print a one-time registration token (7 days)\n"
-	    "  status              accounts, records, blobs and store size\n"
-	    "  backup DEST         consistent copy of the store, while serving\n");
-	return f == stderr ? 2 : 0;
+	const struct cmd *c;
+
+	fprintf(f, "usage: sealpost-admin [--data-dir DIR] COMMAND\n\n"
+	    "DIR is the server's data directory (/var/lib/sealpost).\n\n"
+	    "commands:\n");
+	for (c = cmds; c->name; c++)
+		fprintf(f, "  %s\n      %s\n", c->synopsis, c->help);
+}
+
+static int usage_error(const struct cmd *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints the message and the command's synopsis; returns 2. */
+static int
+usage_error(const struct cmd *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "sealpost-admin: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (c)
+		fprintf(stderr, "\nusage: sealpost-admin [--data-dir DIR] "
+		    "%s\n", c->synopsis);
+	else
+		fprintf(stderr, "\n(sealpost-admin --help lists the "
+		    "commands)\n");
+	return 2;
 }
 
 static int
-cmd_invite(sp_store *st, int argc, char **argv)
+fail(const char *what, const char *msg)
 {
-	uint8_t raw[24], hash[32];
-	char token[2 * sizeof(raw) + 1];
-	long days = 7;
-	int rc;
+	fprintf(stderr, "sealpost-admin: %s: %s\n", what, msg);
+	return 1;
+}
 
-	if (argc >= 2 && strcmp(argv[0], "--days") == 0) {
-		days = strtol(argv[1], NULL, 10);
-		if (days < 1 || days > 365) {
-			fprintf(stderr, "sealpost-admin: --days takes 1 to 365\n");
-			return 2;
-		}
+static int
+fail_store(const char *what, int rc)
+{
+	return fail(what, sp_store_strerror(rc));
+}
+
+/* Last OpenSSL error as text (its queue is then cleared). */
+static const char *
+ssl_error(void)
+{
+	static char buf[256];
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		return "unknown OpenSSL error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return buf;
+}
+
+/* ---- arguments ---------------------------------------------------------- */
+
+/* Decimal without sign or suffix, at most max; 0 or -1. */
+static int
+parse_u64(const char *s, uint64_t max, uint64_t *n_r)
+{
+	uint64_t n = 0;
+
+	if (*s == 0)
+		return -1;
+	for (; *s; s++) {
+		uint64_t d = (uint64_t)(*s - '0');
+
+		if (*s < '0' || *s > '9' || n > (max - d) / 10)
+			return -1;
+		n = n * 10 + d;
 	}
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2hex(token, sizeof(token), raw, sizeof(raw));
-	/* Only the hash is stored: a stolen database holds no usable invite. */
-	crypto_generichash(hash, sizeof(hash), (const uint8_t *)token,
-	    strlen(token), NULL, 0);
-	rc = sp_store_invite_put(st, hash,
-	    (uint64_t)time(NULL) + (uint64_t)days * 86400);
-	sodium_memzero(raw, sizeof(raw));
-	if (rc != 0) {
-		fprintf(stderr, "sealpost-admin: invite: %s\n",
-		    sp_store_strerror(rc));
-		return 1;
-	}
-	printf("%s\n", token);
-	sodium_memzero(token, sizeof(token));
+	*n_r = n;
 	return 0;
 }
 
 static int
-cmd_status(sp_store *st)
+opt_value(const struct cmd *c, int argc, char **argv, int *i,
+    const char **v_r)
 {
-	struct sp_store_stat s;
-	int rc;
-
-	if ((rc = sp_store_stat(st, &s)) != 0) {
-		fprintf(stderr, "sealpost-admin: status: %s\n",
-		    sp_store_strerror(rc));
-		return 1;
-	}
-	printf("accounts     %llu\nrecords      %llu\nblobs        %llu\n"
-	    "map bytes    %llu\nused bytes   %llu\n",
-	    (unsigned long long)s.accounts, (unsigned long long)s.records,
-	    (unsigned long long)s.blobs, (unsigned long long)s.map_size,
-	    (unsigned long long)s.used_bytes);
+	if (*i + 1 >= argc)
+		return usage_error(c, "%s needs a value", argv[*i]);
+	*v_r = argv[++*i];
 	return 0;
+}
+
+static int
+parse_args(const struct cmd *c, int argc, char **argv, struct args *a)
+{
+	const char *s, *days = NULL;
+	int i, rc = 0;
+
+	memset(a, 0, sizeof(*a));
+	for (i = 0; i < argc && rc == 0; i++) {
+		s = argv[i];
+		if (strncmp(s, "--", 2) != 0) {
+			if (a->npos == 2)
+				return usage_error(c, "unexpected '%s'", s);
+			a->pos[a->npos++] = s;
+		} else if ((c->opts & OPT_YES) && !strcmp(s, "--yes"))
+			a->yes = 1;
+		else if ((c->opts & OPT_FORCE) && !strcmp(s, "--force"))
+			a->force = 1;
+		else if ((c->opts & OPT_DAYS) && !strcmp(s, "--days"))
+			rc = opt_value(c, argc, argv, &i, &days);
+		else if ((c->opts & OPT_TLS) && !strcmp(s, "--tls-cert"))
+			rc = opt_value(c, argc, argv, &i, &a->tls_cert);
+		else if ((c->opts & OPT_TLS) && !strcmp(s, "--tls-key"))
+			rc = opt_value(c, argc, argv, &i, &a->tls_key);
+		else if ((c->opts & OPT_TLS) && !strcmp(s, "--hostname"))
+			rc = opt_value(c, argc, argv, &i, &a->hostname);
+		else
+			return usage_error(c, "unknown option '%s'", s);
+	}
+	if (rc != 0)
+		return rc;
+	if (a->npos != c->npos)
+		return usage_error(c, "%s", a->npos < c->npos ?
+		    "missing argument" : "too many arguments");
+	a->n = 7;
+	if (days && (parse_u64(days, 365, &a->n) != 0 || a->n < 1))
+		return usage_error(c, "--days takes 1 to 365, not '%s'", days);
+	return c->check ? c->check(c, a) : 0;
+}
+
+static int
+address_ok(const char *s)
+{
+	const char *at = strrchr(s, '@');
+	size_t i;
+
+	if (at == NULL || at == s || at[1] == 0 ||
+	    strlen(s) > SP_STORE_ADDR_MAX)
+		return 0;
+	for (i = 0; s[i]; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+check_address(const struct cmd *c, struct args *a)
+{
+	if (!address_ok(a->pos[0]))
+		return usage_error(c, "'%s' is not a mail address",
+		    a->pos[0]);
+	return 0;
+}
+
+static int
+check_delete(const struct cmd *c, struct args *a)
+{
+	if (!a->yes)
+		return usage_error(c, "user delete removes %s with all its "
+		    "mail, keys and sessions, for good; add --yes to do it",
+		    a->pos[0]);
+	return check_address(c, a);
+}
+
+static int
+check_quota(const struct cmd *c, struct args *a)
+{
+	if (parse_u64(a->pos[1], QUOTA_MB_MAX, &a->n) != 0)
+		return usage_error(c, "quota: '%s' is not a number of MB "
+		    "(0 = no quota)", a->pos[1]);
+	return check_address(c, a);
+}
+
+/* A DNS name of letters, digits, '-' and '.', or an IP address. */
+static int
+hostname_ok(const char *s)
+{
+	uint8_t ip[16];
+	size_t i, n = strlen(s);
+
+	if (inet_pton(AF_INET, s, ip) == 1 || inet_pton(AF_INET6, s, ip) == 1)
+		return 1;
+	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.'))
+			return 0;
+	return 1;
+}
+
+static int
+check_init(const struct cmd *c, struct args *a)
+{
+	if ((a->tls_cert == NULL) != (a->tls_key == NULL))
+		return usage_error(c, "%s", "--tls-cert and --tls-key go "
+		    "together");
+	if (a->tls_cert && a->hostname)
+		return usage_error(c, "%s", "--hostname is for the "
+		    "self-signed certificate; not with --tls-cert");
+	if (a->hostname && !hostname_ok(a->hostname))
+		return usage_error(c, "--hostname: '%s' is not a host name "
+		    "or IP address", a->hostname);
+	return 0;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static int
+path_join(char *buf, size_t cap, const char *dir, const char *name)
+{
+	if ((size_t)snprintf(buf, cap, "%s/%s", dir, name) >= cap) {
+		fprintf(stderr, "sealpost-admin: %s/%s: path too long\n", dir,
+		    name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+exists(const char *path)
+{
+	struct stat sb;
+
+	return lstat(path, &sb) == 0;
 }
 
 /* Creates the missing parent directories of path (0700), like mkdir -p. */
 static int
 mkparents(const char *path)
 {
-	char buf[4096], *p;
+	char buf[PATH_MAX], *p;
 
 	if (strlen(path) >= sizeof(buf))
 		return ENAMETOOLONG;
@@ -101,48 +333,1107 @@ mkparents(const char *path)
 	return 0;
 }
 
+static int
+fsync_dir(const char *dir)
+{
+	int fd, rc = 0;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return errno;
+	if (fsync(fd) != 0)
+		rc = errno;
+	(void)close(fd);
+	return rc;
+}
+
+/* fsync of the directory that holds path. */
+static int
+fsync_parent(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+
+	if (strlen(path) >= sizeof(dir))
+		return ENAMETOOLONG;
+	memcpy(dir, path, strlen(path) + 1);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return fsync_dir(".");
+	*slash = 0;
+	return fsync_dir(slash == dir ? "/" : dir);
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Writes buf to the new file path with exactly mode, durably, and never
+ * replaces anything: the bytes go to a temporary file beside it, which is
+ * fsync'd and then linked to path (link fails with EEXIST where rename
+ * would overwrite), so a crash leaves either no file or the whole one.
+ * 0 or an errno.
+ */
+static int
+file_create(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	int fd, rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path,
+	    (long)getpid()) >= sizeof(tmp))
+		return ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    mode);
+	if (fd < 0)
+		return errno;
+	rc = write_all(fd, buf, len);
+	if (rc == 0 && fchmod(fd, mode) != 0)
+		rc = errno;
+	if (rc == 0 && fsync(fd) != 0)
+		rc = errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = errno;
+	if (rc == 0 && link(tmp, path) != 0)
+		rc = errno;
+	(void)unlink(tmp);
+	return rc == 0 ? fsync_parent(path) : rc;
+}
+
+/* Copies the file src to the new file dst (mode 0600), fsync'd. */
+static int
+file_copy(const char *src, const char *dst)
+{
+	static uint8_t buf[1 << 20];
+	ssize_t n;
+	int in, out, rc = 0;
+
+	if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno;
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		rc = errno;
+		(void)close(in);
+		return rc;
+	}
+	while (rc == 0 && (n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0)
+			rc = errno == EINTR ? 0 : errno;
+		else
+			rc = write_all(out, buf, (size_t)n);
+	}
+	if (rc == 0 && fsync(out) != 0)
+		rc = errno;
+	if (close(out) != 0 && rc == 0)
+		rc = errno;
+	(void)close(in);
+	if (rc != 0)
+		(void)unlink(dst);
+	return rc;
+}
+
+/* Reads a whole small file (at most max bytes) into malloc'd memory. */
+static int
+slurp(const char *path, size_t max, uint8_t **buf_r, size_t *len_r)
+{
+	uint8_t *buf;
+	size_t len = 0;
+	ssize_t n;
+	int fd, rc = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno;
+	if ((buf = malloc(max + 1)) == NULL) {
+		(void)close(fd);
+		return ENOMEM;
+	}
+	while (len <= max && (n = read(fd, buf + len, max + 1 - len)) != 0) {
+		if (n < 0 && errno != EINTR) {
+			rc = errno;
+			break;
+		}
+		if (n > 0)
+			len += (size_t)n;
+	}
+	(void)close(fd);
+	if (rc == 0 && len > max)
+		rc = EFBIG;
+	if (rc != 0) {
+		sodium_memzero(buf, len <= max ? len : max + 1);
+		free(buf);
+		return rc;
+	}
+	*buf_r = buf;
+	*len_r = len;
+	return 0;
+}
+
+static void
+slurp_free(uint8_t *buf, size_t len)
+{
+	if (buf) {
+		sodium_memzero(buf, len);
+		free(buf);
+	}
+}
+
+/*
+ * The pid of another process that has the LMDB environment in dir open,
+ * 0 if none, -1 if that cannot be told.  LMDB holds a shared fcntl lock
+ * on the first byte of lock.mdb for as long as an environment is open
+ * (mdb_env_setup_locks), so a process that asks for the conflicting
+ * exclusive lock learns who holds it.  Trap: closing any descriptor of
+ * lock.mdb drops every fcntl lock this process holds on it, so this must
+ * not be called while this process has that store open.
+ */
+static long
+store_user(const char *dir)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+	    .l_start = 0, .l_len = 1 };
+	char path[PATH_MAX];
+	int fd, rc;
+
+	if (path_join(path, sizeof(path), dir, "lock.mdb") != 0)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	rc = fcntl(fd, F_GETLK, &fl);
+	(void)close(fd);
+	if (rc != 0)
+		return -1;
+	return fl.l_type == F_UNLCK ? 0 : (long)fl.l_pid;
+}
+
+/* ---- init --------------------------------------------------------------- */
+
+static int
+init_dir(const char *dir, int *changed)
+{
+	struct stat sb;
+	int rc;
+
+	if (stat(dir, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode))
+			return fail(dir, "exists and is not a directory");
+		if (sb.st_mode & 077)
+			fprintf(stderr, "sealpost-admin: warning: %s is open "
+			    "to other users (mode %04o); chmod 700 it\n", dir,
+			    (unsigned)(sb.st_mode & 07777));
+		printf("kept     %s (exists)\n", dir);
+		return 0;
+	}
+	if ((rc = mkparents(dir)) != 0)
+		return fail(dir, strerror(rc));
+	if (mkdir(dir, 0700) != 0)
+		return fail(dir, strerror(errno));
+	printf("created  %s (mode 0700)\n", dir);
+	*changed = 1;
+	return 0;
+}
+
+static int
+init_store(struct ctx *c, int *changed)
+{
+	struct sp_store_opts o = { 0 };
+	char path[PATH_MAX];
+	int rc, had;
+
+	if (path_join(path, sizeof(path), c->store_dir, "data.mdb") != 0)
+		return 1;
+	had = exists(path);
+	if ((rc = sp_store_open(c->store_dir, &o, &c->st)) != 0)
+		return fail_store(c->store_dir, rc);
+	sp_store_close(c->st);
+	c->st = NULL;
+	printf("%s  %s%s\n", had ? "kept   " : "created", c->store_dir,
+	    had ? " (exists)" : "");
+	*changed |= !had;
+	return 0;
+}
+
+/* DATA_DIR/server.key as the server makes it, if it is missing. */
+static int
+init_secret(struct ctx *c, int *changed)
+{
+	char path[PATH_MAX];
+	uint8_t key[32];
+	struct stat sb;
+	int rc;
+
+	if (path_join(path, sizeof(path), c->data_dir, "server.key") != 0)
+		return 1;
+	if (stat(path, &sb) == 0) {
+		if (!S_ISREG(sb.st_mode) || sb.st_size != (off_t)sizeof(key))
+			return fail(path, "exists but is not a 32-byte file; "
+			    "the server will not start with it (init never "
+			    "replaces it: move it away if it is not needed)");
+		printf("kept     %s (exists)\n", path);
+		return 0;
+	}
+	randombytes_buf(key, sizeof(key));
+	rc = file_create(path, key, sizeof(key), 0600);
+	sodium_memzero(key, sizeof(key));
+	if (rc != 0)
+		return fail(path, strerror(rc));
+	printf("created  %s (32 random bytes, mode 0600)\n", path);
+	*changed = 1;
+	return 0;
+}
+
+/* Parses a PEM certificate and key and checks that they belong together;
+ * 0, or 1 with a message. */
+static int
+tls_pair_check(const char *cert_file, const uint8_t *cert, size_t cert_len,
+    const char *key_file, const uint8_t *key, size_t key_len)
+{
+	BIO *b;
+	X509 *x = NULL;
+	EVP_PKEY *pk = NULL;
+	int rc = 1;
+
+	if ((b = BIO_new_mem_buf(cert, (int)cert_len)) != NULL)
+		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (x == NULL)
+		return fail(cert_file, "not a PEM certificate");
+	if ((b = BIO_new_mem_buf(key, (int)key_len)) != NULL)
+		pk = PEM_read_bio_PrivateKey(b, NULL, NULL,
+		    (void *)(uintptr_t)"");  /* no prompt: "" as passphrase */
+	BIO_free(b);
+	if (pk == NULL)
+		(void)fail(key_file, "not an unencrypted PEM private key");
+	else if (X509_check_private_key(x, pk) != 1)
+		(void)fail(key_file, "does not belong to the certificate");
+	else
+		rc = 0;
+	if (rc == 0 && X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+		fprintf(stderr, "sealpost-admin: warning: %s has expired\n",
+		    cert_file);
+	ERR_clear_error();
+	EVP_PKEY_free(pk);
+	X509_free(x);
+	return rc;
+}
+
+/* 0 if path is missing (*have_r = 0) or holds exactly buf (*have_r = 1);
+ * 1 with a message if it holds something else. */
+static int
+same_or_missing(const char *path, const uint8_t *buf, size_t len,
+    int *have_r)
+{
+	uint8_t *old = NULL;
+	size_t olen = 0;
+	int rc, same;
+
+	*have_r = 0;
+	if ((rc = slurp(path, PEM_MAX, &old, &olen)) == ENOENT)
+		return 0;
+	if (rc != 0)
+		return fail(path, strerror(rc));
+	same = olen == len && sodium_memcmp(old, buf, len) == 0;
+	slurp_free(old, olen);
+	if (!same) {
+		fprintf(stderr, "sealpost-admin: %s exists and differs; init "
+		    "never replaces it (remove it first to install another)\n",
+		    path);
+		return 1;
+	}
+	*have_r = 1;
+	return 0;
+}
+
+/* Copies the operator's certificate and key into DATA_DIR/tls. */
+static int
+init_tls_copy(const char *tls, const struct args *a, int *changed)
+{
+	char cpath[PATH_MAX], kpath[PATH_MAX];
+	uint8_t *cert = NULL, *key = NULL;
+	size_t clen = 0, klen = 0;
+	int rc, have_c = 0, have_k = 0;
+
+	if (path_join(cpath, sizeof(cpath), tls, "cert.pem") != 0 ||
+	    path_join(kpath, sizeof(kpath), tls, "key.pem") != 0)
+		return 1;
+	if ((rc = slurp(a->tls_cert, PEM_MAX, &cert, &clen)) != 0) {
+		rc = fail(a->tls_cert, strerror(rc));
+		goto out;
+	}
+	if ((rc = slurp(a->tls_key, PEM_MAX, &key, &klen)) != 0) {
+		rc = fail(a->tls_key, strerror(rc));
+		goto out;
+	}
+	/* Everything is checked before anything is written. */
+	if ((rc = tls_pair_check(a->tls_cert, cert, clen, a->tls_key, key,
+	    klen)) != 0 ||
+	    (rc = same_or_missing(cpath, cert, clen, &have_c)) != 0 ||
+	    (rc = same_or_missing(kpath, key, klen, &have_k)) != 0)
+		goto out;
+	if (!have_k && (rc = file_create(kpath, key, klen, 0600)) != 0) {
+		rc = fail(kpath, strerror(rc));
+		goto out;
+	}
+	if (!have_c && (rc = file_create(cpath, cert, clen, 0644)) != 0) {
+		rc = fail(cpath, strerror(rc));
+		goto out;
+	}
+	printf("%s  %s and key.pem (from %s, %s)\n",
+	    have_c && have_k ? "kept   " : "copied ", cpath, a->tls_cert,
+	    a->tls_key);
+	*changed |= !(have_c && have_k);
+out:
+	slurp_free(cert, clen);
+	slurp_free(key, klen);
+	return rc;
+}
+
+static int
+add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
+{
+	X509_EXTENSION *e;
+	int ok;
+
+	if ((e = X509V3_EXT_conf_nid(NULL, v3, nid, value)) == NULL)
+		return 0;
+	ok = X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+	return ok;
+}
+
+/*
+ * A self-signed certificate for local use: EC P-256, valid for two years,
+ * subjectAltName the host (DNS, or IP if it is an address) and 127.0.0.1,
+ * and not a CA (so that the key, should it leak, signs nothing else that
+ * a client trusting this certificate would accept).  No keyUsage: with one
+ * that lacks keyCertSign, OpenSSL does not count the certificate as its
+ * own issuer and so would not accept it as a trust anchor.
+ */
+static X509 *
+cert_make(EVP_PKEY *pk, const char *host)
+{
+	X509 *x;
+	X509_NAME *name;
+	X509V3_CTX v3;
+	BIGNUM *bn;
+	uint8_t serial[16], ip[16];
+	char san[600];
+	int ok, is_ip;
+
+	is_ip = inet_pton(AF_INET, host, ip) == 1 ||
+	    inet_pton(AF_INET6, host, ip) == 1;
+	if (strcmp(host, "127.0.0.1") == 0)
+		snprintf(san, sizeof(san), "IP:127.0.0.1");
+	else
+		snprintf(san, sizeof(san), "%s:%s,IP:127.0.0.1",
+		    is_ip ? "IP" : "DNS", host);
+	randombytes_buf(serial, sizeof(serial));
+	serial[0] = (uint8_t)((serial[0] & 0x7f) | 0x40); /* positive, 16 B */
+	if ((x = X509_new()) == NULL)
+		return NULL;
+	bn = BN_bin2bn(serial, sizeof(serial), NULL);
+	name = X509_get_subject_name(x);
+	ok = bn && X509_set_version(x, X509_VERSION_3) &&
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), -300) &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), CERT_DAYS * 86400L) &&
+	    X509_set_pubkey(x, pk) &&
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)(strlen(host) <= 64 ? host : "sealpost"),
+	    -1, -1, 0) &&
+	    X509_set_issuer_name(x, name);
+	BN_free(bn);
+	if (ok) {
+		X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+		ok = add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE")
+		    && add_ext(x, &v3, NID_subject_alt_name, san) &&
+		    add_ext(x, &v3, NID_ext_key_usage, "serverAuth") &&
+		    add_ext(x, &v3, NID_subject_key_identifier, "hash") &&
+		    X509_sign(x, pk, EVP_sha256()) > 0;
+	}
+	if (!ok) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* Writes what a PEM writer put into a memory BIO to the new file path. */
+static int
+bio_to_file(BIO *b, const char *path, mode_t mode)
+{
+	char *p;
+	long n = BIO_get_mem_data(b, &p);
+
+	if (n <= 0)
+		return EIO;
+	return file_create(path, p, (size_t)n, mode);
+}
+
+static int
+tls_self_write(const char *cpath, const char *kpath, const char *host)
+{
+	EVP_PKEY *pk;
+	X509 *x = NULL;
+	BIO *kb = NULL, *cb = NULL;
+	int rc = 1, e;
+
+	if ((pk = EVP_EC_gen("P-256")) == NULL ||
+	    (x = cert_make(pk, host)) == NULL ||
+	    (kb = BIO_new(BIO_s_secmem())) == NULL ||
+	    (cb = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_PrivateKey(kb, pk, NULL, NULL, 0, NULL, NULL) ||
+	    !PEM_write_bio_X509(cb, x)) {
+		(void)fail("making a certificate", ssl_error());
+		goto out;
+	}
+	/* The key first: a certificate without its key is useless. */
+	if ((e = bio_to_file(kb, kpath, 0600)) != 0)
+		(void)fail(kpath, strerror(e));
+	else if ((e = bio_to_file(cb, cpath, 0644)) != 0)
+		(void)fail(cpath, strerror(e));
+	else
+		rc = 0;
+out:
+	BIO_free(cb);
+	BIO_free(kb);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+static int
+init_tls_self(const char *tls, const struct args *a, int *changed)
+{
+	const char *host = a->hostname ? a->hostname : "localhost";
+	char cpath[PATH_MAX], kpath[PATH_MAX];
+	int hc, hk;
+
+	if (path_join(cpath, sizeof(cpath), tls, "cert.pem") != 0 ||
+	    path_join(kpath, sizeof(kpath), tls, "key.pem") != 0)
+		return 1;
+	hc = exists(cpath);
+	hk = exists(kpath);
+	if (hc && hk) {
+		printf("kept     %s and key.pem (exist; init never replaces "
+		    "them)\n", cpath);
+		return 0;
+	}
+	if (hc || hk) {
+		fprintf(stderr, "sealpost-admin: %s exists without %s; remove "
+		    "it, or give --tls-cert and --tls-key\n",
+		    hc ? cpath : kpath, hc ? kpath : cpath);
+		return 1;
+	}
+	if (tls_self_write(cpath, kpath, host) != 0)
+		return 1;
+	printf("created  %s and key.pem (self-signed for %s and 127.0.0.1, "
+	    "EC P-256, %d days, for local use: clients must be given this "
+	    "file as their CA)\n", cpath, host, CERT_DAYS);
+	*changed = 1;
+	return 0;
+}
+
+static int
+init_tls(struct ctx *c, const struct args *a, int *changed)
+{
+	char tls[PATH_MAX];
+
+	if (path_join(tls, sizeof(tls), c->data_dir, "tls") != 0)
+		return 1;
+	if (mkdir(tls, 0700) != 0 && errno != EEXIST)
+		return fail(tls, strerror(errno));
+	return a->tls_cert ? init_tls_copy(tls, a, changed) :
+	    init_tls_self(tls, a, changed);
+}
+
+static int
+proceed_init(struct ctx *c, const struct args *a)
+{
+	char abs[PATH_MAX];
+	int changed = 0;
+
+	if (init_dir(c->data_dir, &changed) != 0 ||
+	    init_store(c, &changed) != 0 ||
+	    init_secret(c, &changed) != 0 ||
+	    init_tls(c, a, &changed) != 0)
+		return 1;
+	if (realpath(c->data_dir, abs) == NULL)
+		return fail(c->data_dir, strerror(errno));
+	if (!changed)
+		printf("nothing changed: %s was already initialised\n", abs);
+	printf("\nstart the server with:\n"
+	    "  sealpost-server --data-dir %s \\\n"
+	    "      --tls-cert %s/tls/cert.pem --tls-key %s/tls/key.pem \\\n"
+	    "      --domains YOUR.MAIL.DOMAIN\n", abs, abs, abs);
+	return 0;
+}
+
+/* ---- invite, status, backup --------------------------------------------- */
+
+static int
+proceed_invite(struct ctx *c, const struct args *a)
+{
+	uint8_t raw[24], hash[32];
+	char token[2 * sizeof(raw) + 1];
+	int rc;
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(token, sizeof(token), raw, sizeof(raw));
+	/* Only the hash is stored: a stolen database holds no usable invite. */
+	crypto_generichash(hash, sizeof(hash), (const uint8_t *)token,
+	    strlen(token), NULL, 0);
+	rc = sp_store_invite_put(c->st, hash,
+	    (uint64_t)time(NULL) + a->n * 86400);
+	sodium_memzero(raw, sizeof(raw));
+	if (rc == 0)
+		printf("%s\n", token);
+	sodium_memzero(token, sizeof(token));
+	return rc ? fail_store("invite", rc) : 0;
+}
+
+static int
+proceed_status(struct ctx *c, const struct args *a)
+{
+	struct sp_store_stat s;
+	int rc;
+
+	if ((rc = sp_store_stat(c->st, &s)) != 0)
+		return fail_store("status", rc);
+	printf("accounts     %llu\nrecords      %llu\nblobs        %llu\n"
+	    "map bytes    %llu\nused bytes   %llu\n",
+	    (unsigned long long)s.accounts, (unsigned long long)s.records,
+	    (unsigned long long)s.blobs, (unsigned long long)s.map_size,
+	    (unsigned long long)s.used_bytes);
+	return 0;
+}
+
+static int
+proceed_backup(struct ctx *c, const struct args *a)
+{
+	int rc;
+
+	if ((rc = mkparents(a->pos[0])) != 0 ||
+	    (rc = sp_store_backup(c->st, a->pos[0])) != 0)
+		return fail_store("backup", rc);
+	return 0;
+}
+
+/* ---- user --------------------------------------------------------------- */
+
+static int
+list_one(const struct sp_store_account *a, void *arg)
+{
+	char when[32], quota[24];
+	time_t t = (time_t)a->created;
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, sizeof(when), "?");
+	if (a->quota_bytes)
+		snprintf(quota, sizeof(quota), "%llu",
+		    (unsigned long long)a->quota_bytes);
+	else
+		snprintf(quota, sizeof(quota), "none");
+	printf("%s\t%s\t%s\t%llu\t%s\n", a->address, when,
+	    (a->flags & SP_STORE_ACCT_DISABLED) ? "disabled" : "active",
+	    (unsigned long long)a->used_bytes, quota);
+	return 0;
+}
+
+static int
+proceed_user_list(struct ctx *c, const struct args *a)
+{
+	int rc;
+
+	if ((rc = sp_store_account_list(c->st, list_one, NULL)) != 0)
+		return fail_store("user list", rc);
+	return 0;
+}
+
+static int
+account_get(struct ctx *c, const char *address, struct sp_store_account *a)
+{
+	int rc = sp_store_account_get(c->st, address, a);
+
+	if (rc == ENOENT)
+		return fail(address, "no such account");
+	return rc ? fail_store(address, rc) : 0;
+}
+
+struct hashes {
+	uint8_t (*h)[32];
+	size_t n, cap;
+};
+
+static int
+session_collect(const struct sp_store_session *ss, void *arg)
+{
+	struct hashes *hs = arg;
+	void *p;
+
+	if (hs->n == hs->cap) {
+		hs->cap = hs->cap ? 2 * hs->cap : 16;
+		if ((p = realloc(hs->h, hs->cap * 32)) == NULL)
+			return ENOMEM;
+		hs->h = p;
+	}
+	memcpy(hs->h[hs->n++], ss->token_hash, 32);
+	return 0;
+}
+
+/* Deletes every session of address (collected first: the walk is not
+ * modified under itself).  A session gone meanwhile is not an error. */
+static int
+sessions_end(struct ctx *c, const char *address, size_t *n_r)
+{
+	struct hashes hs = { 0 };
+	size_t i;
+	int rc;
+
+	*n_r = 0;
+	rc = sp_store_session_list(c->st, address, session_collect, &hs);
+	for (i = 0; rc == 0 && i < hs.n; i++) {
+		rc = sp_store_session_delete(c->st, hs.h[i]);
+		if (rc == 0)
+			++*n_r;
+		else if (rc == ENOENT)
+			rc = 0;
+	}
+	free(hs.h);
+	return rc;
+}
+
+static int
+set_disabled(struct ctx *c, const char *address, int disable)
+{
+	struct sp_store_account a;
+	size_t n = 0;
+	int rc, was;
+
+	if (account_get(c, address, &a) != 0)
+		return 1;
+	was = (a.flags & SP_STORE_ACCT_DISABLED) != 0;
+	if (disable)
+		a.flags |= SP_STORE_ACCT_DISABLED;
+	else
+		a.flags &= ~SP_STORE_ACCT_DISABLED;
+	if (was != disable &&
+	    (rc = sp_store_account_set_flags(c->st, a.address, a.flags)) != 0)
+		return fail_store(a.address, rc);
+	if (!disable) {
+		printf("%s %s\n", was ? "enabled" : "already enabled:",
+		    a.address);
+		return 0;
+	}
+	if ((rc = sessions_end(c, a.address, &n)) != 0)
+		return fail_store(a.address, rc);
+	printf("%s %s: logins, resumed sessions and deliveries are refused; "
+	    "%zu session(s) revoked\n(connections open now are not cut; "
+	    "restarting the server cuts them)\n",
+	    was ? "already disabled:" : "disabled", a.address, n);
+	return 0;
+}
+
+static int
+proceed_user_disable(struct ctx *c, const struct args *a)
+{
+	return set_disabled(c, a->pos[0], 1);
+}
+
+static int
+proceed_user_enable(struct ctx *c, const struct args *a)
+{
+	return set_disabled(c, a->pos[0], 0);
+}
+
+static int
+proceed_user_delete(struct ctx *c, const struct args *a)
+{
+	struct sp_store_account acct;
+	int rc;
+
+	if (account_get(c, a->pos[0], &acct) != 0)
+		return 1;
+	rc = sp_store_account_delete(c->st, acct.address);
+	if (rc == ENOENT)
+		return fail(acct.address, "no such account");
+	if (rc != 0)
+		return fail_store(acct.address, rc);
+	printf("deleted %s (%llu bytes), with its keys, log, sessions and "
+	    "blob references\n", acct.address,
+	    (unsigned long long)acct.used_bytes);
+	return 0;
+}
+
+static int
+proceed_user_quota(struct ctx *c, const struct args *a)
+{
+	struct sp_store_account acct;
+	int rc;
+
+	if (account_get(c, a->pos[0], &acct) != 0)
+		return 1;
+	acct.quota_bytes = a->n * MIB;
+	if ((rc = sp_store_account_set_quota(c->st, acct.address,
+	    acct.quota_bytes)) != 0)
+		return fail_store(acct.address, rc);
+	if (a->n == 0)
+		printf("%s: no quota (uses %llu bytes)\n", acct.address,
+		    (unsigned long long)acct.used_bytes);
+	else
+		printf("%s: quota %llu MiB (%llu bytes), uses %llu bytes%s\n",
+		    acct.address, (unsigned long long)a->n,
+		    (unsigned long long)acct.quota_bytes,
+		    (unsigned long long)acct.used_bytes,
+		    acct.used_bytes > acct.quota_bytes ? "; over quota: new "
+		    "records and deliveries are refused" : "");
+	return 0;
+}
+
+/* ---- restore ------------------------------------------------------------ */
+
+static int
+queue_any(const uint8_t id[16], uint64_t due, const void *data, size_t len,
+    void *arg)
+{
+	*(int *)arg = 1;
+	return 1;
+}
+
+/* Counts of the store in dir (which must exist); *data_r = 1 if it holds
+ * accounts, records, blobs or queued mail.  0, or 1 with a message. */
+static int
+store_probe(const char *dir, struct sp_store_stat *st_r, int *data_r)
+{
+	struct sp_store_opts o = { 0 };
+	sp_store *st;
+	int rc, queued = 0;
+
+	if ((rc = sp_store_open(dir, &o, &st)) != 0)
+		return fail_store(dir, rc);
+	if ((rc = sp_store_stat(st, st_r)) == 0) {
+		/* queue_any stops the walk at the first entry with 1. */
+		rc = sp_store_queue_due(st, UINT64_MAX, 1, queue_any, &queued);
+		if (rc == 1)
+			rc = 0;
+	}
+	sp_store_close(st);
+	if (rc != 0)
+		return fail_store(dir, rc);
+	*data_r = queued || st_r->accounts || st_r->records || st_r->blobs;
+	return 0;
+}
+
+static int
+refuse_if_used(const char *dir)
+{
+	long pid = store_user(dir);
+	char msg[160];
+
+	if (pid == 0)
+		return 0;
+	if (pid < 0)
+		return fail(dir, "cannot tell whether a server uses this "
+		    "store; stop the server first");
+	snprintf(msg, sizeof(msg), "in use by process %ld (a running server?);"
+	    " stop it before restoring", pid);
+	return fail(dir, msg);
+}
+
+/* Moves the old store out of the way: aside if it holds data, else its
+ * two LMDB files are removed (rmdir keeps anything unexpected). */
+static int
+old_store_away(const struct ctx *c, int has_data, char *aside,
+    size_t cap)
+{
+	char f[PATH_MAX], stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	aside[0] = 0;
+	if (!has_data) {
+		if (path_join(f, sizeof(f), c->store_dir, "data.mdb") == 0)
+			(void)unlink(f);
+		if (path_join(f, sizeof(f), c->store_dir, "lock.mdb") == 0)
+			(void)unlink(f);
+		if (rmdir(c->store_dir) == 0 || errno == ENOENT)
+			return 0;
+	}
+	(void)gmtime_r(&now, &tm);
+	(void)strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	if ((size_t)snprintf(aside, cap, "%s.before-restore-%s", c->store_dir,
+	    stamp) >= cap)
+		return fail(c->store_dir, "path too long");
+	if (exists(aside))
+		return fail(aside, "exists already; try again in a second");
+	if (rename(c->store_dir, aside) != 0)
+		return fail(c->store_dir, strerror(errno));
+	return 0;
+}
+
+/* Run as root for a server that runs as another user, restore gives the
+ * store the data directory's owner, or that server could not open it. */
+static int
+owner_like(const char *ref, const char *path)
+{
+	struct stat sb;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(ref, &sb) != 0)
+		return errno;
+	return lchown(path, sb.st_uid, sb.st_gid) != 0 ? errno : 0;
+}
+
+/* Copies the backup into a fresh directory beside the store and opens it
+ * there: what is moved into place has been seen to open. */
+static int
+restore_stage(const struct ctx *c, const char *backup, char *tmp,
+    size_t cap, struct sp_store_stat *st)
+{
+	char src[PATH_MAX], dst[PATH_MAX];
+	int rc, data;
+
+	if (path_join(src, sizeof(src), backup, "data.mdb") != 0)
+		return 1;
+	if ((size_t)snprintf(tmp, cap, "%s/.restore-XXXXXX", c->data_dir) >=
+	    cap || mkdtemp(tmp) == NULL) {
+		tmp[0] = 0;
+		return fail(c->data_dir, "cannot make a temporary directory");
+	}
+	if (path_join(dst, sizeof(dst), tmp, "data.mdb") != 0)
+		return 1;
+	if ((rc = file_copy(src, dst)) != 0)
+		return fail(src, strerror(rc));
+	if ((rc = owner_like(c->data_dir, tmp)) != 0 ||
+	    (rc = owner_like(c->data_dir, dst)) != 0)
+		return fail(dst, strerror(rc));
+	if (store_probe(tmp, st, &data) != 0)
+		return fail(backup, "the backup does not open as a store");
+	if (path_join(dst, sizeof(dst), tmp, "lock.mdb") == 0)
+		(void)unlink(dst);
+	if ((rc = fsync_dir(tmp)) != 0)
+		return fail(tmp, strerror(rc));
+	return 0;
+}
+
+static void
+stage_remove(const char *tmp)
+{
+	char f[PATH_MAX];
+
+	if (tmp[0] == 0)
+		return;
+	if (path_join(f, sizeof(f), tmp, "data.mdb") == 0)
+		(void)unlink(f);
+	if (path_join(f, sizeof(f), tmp, "lock.mdb") == 0)
+		(void)unlink(f);
+	(void)rmdir(tmp);
+}
+
+static int
+proceed_restore(struct ctx *c, const struct args *a)
+{
+	struct sp_store_stat old, st;
+	char tmp[PATH_MAX] = "", aside[PATH_MAX] = "", f[PATH_MAX];
+	int rc = 1, e, has_old, data = 0;
+
+	if (path_join(f, sizeof(f), a->pos[0], "data.mdb") != 0)
+		return 1;
+	if (!exists(f))
+		return fail(a->pos[0], "not a backup made by sealpost-admin "
+		    "backup (no data.mdb in it)");
+	if ((e = mkparents(c->data_dir)) != 0)
+		return fail(c->data_dir, strerror(e));
+	if (mkdir(c->data_dir, 0700) != 0 && errno != EEXIST)
+		return fail(c->data_dir, strerror(errno));
+	if (refuse_if_used(c->store_dir) != 0 ||
+	    path_join(f, sizeof(f), c->store_dir, "data.mdb") != 0)
+		return 1;
+	has_old = exists(c->store_dir);
+	if (exists(f) && store_probe(c->store_dir, &old, &data) != 0)
+		return 1;
+	if (data && !a->force) {
+		fprintf(stderr, "sealpost-admin: %s already holds data (%llu "
+		    "accounts, %llu records, %llu blobs); --force moves it "
+		    "aside first\n", c->store_dir,
+		    (unsigned long long)old.accounts,
+		    (unsigned long long)old.records,
+		    (unsigned long long)old.blobs);
+		return 1;
+	}
+	if (restore_stage(c, a->pos[0], tmp, sizeof(tmp), &st) != 0)
+		goto out;
+	/* Once more: a server may have started while the copy ran. */
+	if (refuse_if_used(c->store_dir) != 0 ||
+	    (has_old && old_store_away(c, data, aside, sizeof(aside)) != 0))
+		goto out;
+	if (rename(tmp, c->store_dir) != 0) {
+		(void)fail(c->store_dir, strerror(errno));
+		goto out;
+	}
+	tmp[0] = 0;
+	if ((e = fsync_dir(c->data_dir)) != 0) {
+		(void)fail(c->data_dir, strerror(e));
+		goto out;
+	}
+	if (has_old && aside[0])
+		printf("moved the old store to %s\n", aside);
+	printf("restored %s into %s: %llu accounts, %llu records, %llu "
+	    "blobs\nstart the server on %s\n", a->pos[0], c->store_dir,
+	    (unsigned long long)st.accounts, (unsigned long long)st.records,
+	    (unsigned long long)st.blobs, c->data_dir);
+	rc = 0;
+out:
+	stage_remove(tmp);
+	return rc;
+}
+
+/* ---- the table and main ------------------------------------------------- */
+
+static const struct cmd cmds[] = {
+	{ "init", NULL, "init [--tls-cert FILE --tls-key FILE] [--hostname "
+	    "NAME]", "creates DIR (0700), its store, server.key and "
+	    "tls/cert.pem + key.pem\n      (copies of FILEs, or self-signed "
+	    "for NAME (localhost) and 127.0.0.1);\n      never replaces "
+	    "anything; prints the server's flags",
+	    OPT_TLS, 0, 0, check_init, proceed_init },
+	{ "invite", NULL, "invite [--days N]",
+	    "prints a one-time registration token (valid N days, 7)",
+	    OPT_DAYS, 0, 1, NULL, proceed_invite },
+	{ "status", NULL, "status",
+	    "accounts, records, blobs and store size",
+	    0, 0, 1, NULL, proceed_status },
+	{ "user", "list", "user list", "one line per account, tab-separated: "
+	    "address, created (UTC),\n      active|disabled, used bytes, quota "
+	    "bytes or none",
+	    0, 0, 1, NULL, proceed_user_list },
+	{ "user", "disable", "user disable ADDRESS",
+	    "refuses its logins, sessions and deliveries; revokes its sessions",
+	    0, 1, 1, check_address, proceed_user_disable },
+	{ "user", "enable", "user enable ADDRESS", "undoes disable",
+	    0, 1, 1, check_address, proceed_user_enable },
+	{ "user", "delete", "user delete ADDRESS --yes",
+	    "deletes the account and all its mail, keys and sessions",
+	    OPT_YES, 1, 1, check_delete, proceed_user_delete },
+	{ "user", "quota", "user quota ADDRESS MB",
+	    "sets the account's quota in MiB (0 = none)",
+	    0, 2, 1, check_quota, proceed_user_quota },
+	{ "backup", NULL, "backup DEST",
+	    "consistent copy of the store into the new or empty directory "
+	    "DEST,\n      while the server runs",
+	    0, 1, 1, NULL, proceed_backup },
+	{ "restore", NULL, "restore BACKUP [--force]", "puts a backup in "
+	    "place as DIR/store; the server must be stopped.\n      Refuses "
+	    "if the store holds data, unless --force: then the old store\n"
+	    "      is moved to DIR/store.before-restore-TIME, not deleted",
+	    OPT_FORCE, 1, 0, NULL, proceed_restore },
+	{ NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL },
+};
+
+/* The command named by argv[0] (and argv[1] for user); *used_r words. */
+static const struct cmd *
+cmd_find(int argc, char **argv, int *used_r)
+{
+	const struct cmd *c;
+	int group = 0;
+
+	for (c = cmds; c->name; c++) {
+		if (strcmp(c->name, argv[0]) != 0)
+			continue;
+		group = 1;
+		if (c->sub == NULL || (argc > 1 && !strcmp(c->sub, argv[1]))) {
+			*used_r = c->sub ? 2 : 1;
+			return c;
+		}
+	}
+	if (group && argc > 1)
+		(void)usage_error(NULL, "unknown user command '%s'", argv[1]);
+	else if (group)
+		(void)usage_error(NULL, "%s", "user needs a command: list, "
+		    "disable, enable, delete or quota");
+	else
+		(void)usage_error(NULL, "unknown command '%s'", argv[0]);
+	return NULL;
+}
+
+static int
+store_open_existing(struct ctx *c)
+{
+	struct sp_store_opts o = { 0 };
+	char f[PATH_MAX];
+	int rc;
+
+	if (path_join(f, sizeof(f), c->store_dir, "data.mdb") != 0)
+		return 1;
+	if (!exists(f)) {
+		fprintf(stderr, "sealpost-admin: no store in %s (make one with"
+		    ": sealpost-admin --data-dir %s init)\n", c->data_dir,
+		    c->data_dir);
+		return 1;
+	}
+	if ((rc = sp_store_open(c->store_dir, &o, &c->st)) != 0)
+		return fail_store(c->store_dir, rc);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	const char *data_dir = "/var/lib/sealpost";
-	char path[1200];
-	struct sp_store_opts opts = { 0 };
-	sp_store *st;
-	int i = 1, rc;
+	struct ctx c = { .data_dir = "/var/lib/sealpost" };
+	const struct cmd *cmd;
+	struct args a;
+	int i = 1, used = 0, rc;
 
-	if (sodium_init() < 0)
+	if (sodium_init() < 0) {
+		fprintf(stderr, "sealpost-admin: libsodium failed to start\n");
 		return 1;
-	if (argc > 2 && strcmp(argv[1], "--data-dir") == 0) {
-		data_dir = argv[2];
+	}
+	if (argc > 1 && strncmp(argv[1], "--data-dir=", 11) == 0) {
+		c.data_dir = argv[1] + 11;
+		i = 2;
+	} else if (argc > 1 && strcmp(argv[1], "--data-dir") == 0) {
+		if (argc < 3)
+			return usage_error(NULL, "%s", "--data-dir needs a "
+			    "directory");
+		c.data_dir = argv[2];
 		i = 3;
 	}
-	if (i >= argc)
-		return usage(stderr);
-	if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "help") == 0)
-		return usage(stdout);
-	snprintf(path, sizeof(path), "%s/store", data_dir);
-	if ((rc = sp_store_open(path, &opts, &st)) != 0) {
-		fprintf(stderr, "sealpost-admin: store %s: %s\n", path,
-		    sp_store_strerror(rc));
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
+	    !strcmp(argv[i], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (c.data_dir[0] == 0)
+		return usage_error(NULL, "%s", "--data-dir is empty");
+	if ((cmd = cmd_find(argc - i, argv + i, &used)) == NULL)
+		return 2;
+	i += used;
+	if ((rc = parse_args(cmd, argc - i, argv + i, &a)) != 0)
+		return rc;
+	if (path_join(c.store_dir, sizeof(c.store_dir), c.data_dir,
+	    "store") != 0)
 		return 1;
-	}
-	if (strcmp(argv[i], "invite") == 0)
-		rc = cmd_invite(st, argc - i - 1, argv + i + 1);
-	else if (strcmp(argv[i], "status") == 0)
-		rc = cmd_status(st);
-	else if (strcmp(argv[i], "backup") == 0 && i + 1 < argc) {
-		rc = mkparents(argv[i + 1]);
-		if (rc == 0)
-			rc = sp_store_backup(st, argv[i + 1]);
-		if (rc != 0)
-			fprintf(stderr, "sealpost-admin: backup: %s\n",
-			    sp_store_strerror(rc));
-		rc = rc ? 1 : 0;
-	} else {
-		fprintf(stderr, "sealpost-admin: unknown command '%s'\n",
-		    argv[i]);
-		rc = usage(stderr);
-	}
-	sp_store_close(st);
+	if (cmd->store && store_open_existing(&c) != 0)
+		return 1;
+	rc = cmd->proceed(&c, &a);
+	sp_store_close(c.st);
 	return rc;
 }

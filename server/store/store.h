@@ -94,6 +94,13 @@ int sp_store_account_get(sp_store *s, const char *address,
     struct sp_store_account *a_r);
 /* Replaces auth_pk, kdf_params, flags and quota_bytes (not used_bytes). */
 int sp_store_account_update(sp_store *s, const struct sp_store_account *a);
+/* The operator's changes: flags or quota alone, read-modify-write in one
+ * transaction, so a concurrent password change (sp_store_vault_put) is
+ * never overwritten with an old login key.  ENOENT for no such account. */
+int sp_store_account_set_flags(sp_store *s, const char *address,
+    uint32_t flags);
+int sp_store_account_set_quota(sp_store *s, const char *address,
+    uint64_t quota_bytes);
 /* Deletes the account, its vault, keys, log, sessions and its blob refs. */
 int sp_store_account_delete(sp_store *s, const char *address);
 /* Calls fn for each account in address order; fn returning non-zero stops

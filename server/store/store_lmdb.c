@@ -992,6 +992,58 @@ run_account_update(sp_store *s, MDB_txn *txn, void *arg)
 	return acct_save(s, txn, &x, 0);
 }
 
+struct admin_arg {
+	char address[SP_STORE_ADDR_MAX + 1];
+	uint32_t flags;
+	uint64_t quota;
+	int set_flags, set_quota;
+};
+
+/* Only the operator's fields, read and written in one transaction, so a
+ * password change racing with it is never undone. */
+static int
+run_account_admin(sp_store *s, MDB_txn *txn, void *arg)
+{
+	const struct admin_arg *p = arg;
+	struct acct x;
+	int rc;
+
+	if ((rc = acct_load(s, txn, p->address, &x)) != 0)
+		return rc;
+	if (p->set_flags)
+		x.a.flags = p->flags;
+	if (p->set_quota)
+		x.a.quota_bytes = p->quota;
+	return acct_save(s, txn, &x, 0);
+}
+
+int
+sp_store_account_set_flags(sp_store *s, const char *address, uint32_t flags)
+{
+	struct admin_arg p = { .flags = flags, .set_flags = 1 };
+	int rc;
+
+	if (s == NULL || address == NULL ||
+	    (flags & ~SP_STORE_ACCT_DISABLED) != 0)
+		return EINVAL;
+	if ((rc = addr_norm(address, p.address)) != 0)
+		return rc;
+	return store_write(s, run_account_admin, &p);
+}
+
+int
+sp_store_account_set_quota(sp_store *s, const char *address, uint64_t quota)
+{
+	struct admin_arg p = { .quota = quota, .set_quota = 1 };
+	int rc;
+
+	if (s == NULL || address == NULL)
+		return EINVAL;
+	if ((rc = addr_norm(address, p.address)) != 0)
+		return rc;
+	return store_write(s, run_account_admin, &p);
+}
+
 int
 sp_store_account_update(sp_store *s, const struct sp_store_account *a)
 {

@@ -1287,6 +1287,24 @@ t_invites(void)
 	CHECK_RC(sp_store_invite_take(s, a, 999), 0);
 	CHECK_RC(sp_store_invite_take(s, a, 999), ENOENT);
 	CHECK_RC(sp_store_invite_take(s, NULL, 1), EINVAL);
+	/* The operator's updates touch only their own fields. */
+	{
+		struct sp_store_account acc = { .address = "op@example.org" }, g;
+
+		memset(acc.auth_pk, 7, 32);
+		CHECK_RC(sp_store_account_create(s, &acc, "v", 1, "k", 1), 0);
+		memset(g.auth_pk, 0, 32);
+		CHECK_RC(sp_store_account_set_flags(s, "OP@example.org",
+		    SP_STORE_ACCT_DISABLED), 0);
+		CHECK_RC(sp_store_account_set_quota(s, "op@example.org", 5), 0);
+		CHECK_RC(sp_store_account_get(s, "op@example.org", &g), 0);
+		CHECK(g.flags == SP_STORE_ACCT_DISABLED && g.quota_bytes == 5 &&
+		    g.auth_pk[0] == 7);
+		CHECK_RC(sp_store_account_set_flags(s, "op@example.org", 0x80),
+		    EINVAL);
+		CHECK_RC(sp_store_account_set_quota(s, "nobody@example.org", 1),
+		    ENOENT);
+	}
 	/* Registration by invite: the invite goes only with a new account. */
 	{
 		struct sp_store_account acc = { .address = "inv@example.org" };
