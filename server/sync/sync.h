@@ -124,6 +124,7 @@ struct sp_sync {
 	uint64_t stop_deadline;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t stop_timer;
+	uv_timer_t sweep_timer;
 };
 
 /* A request (or an internal read) run on the thread pool. */
@@ -193,6 +194,9 @@ void sp_hub_drained(struct sp_sync *s, struct sp_conn *c);
 void sp_hub_revoke(struct sp_sync *s, const char *address,
     const uint8_t session_id[16]);
 void sp_session_id(const uint8_t token_hash[32], uint8_t id_r[16]);
+/* Cuts connections whose account was disabled or deleted, or whose session
+ * ended, by another process (sealpost-admin). */
+void sp_hub_sweep(struct sp_sync *s);
 
 /* sync_wkd.c: 1 key (body malloc'd), 2 policy file, 0 not found */
 int sp_wkd_lookup(struct sp_sync *s, struct lws *wsi, const char *uri,

@@ -10,6 +10,7 @@
  * records go out in order with no gap and no duplicate, because the cursor
  * only ever moves by what was queued.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,7 @@ struct push_read {
 };
 
 static void catch_up(struct sp_sync *s, struct sp_conn *c);
+static void session_gone(struct sp_conn *c, const char *why);
 
 static void
 push_read_work(uv_work_t *req)
@@ -278,16 +280,57 @@ sp_hub_revoke(struct sp_sync *s, const char *address,
 		return;
 	LIST_FOREACH(c, &a->conns, acct_entry) {
 		sp_session_id(c->token_hash, id);
-		if (sodium_memcmp(id, session_id, 16) == 0) {
-			uint8_t *buf;
-			size_t len;
+		/* Cut off at once: tell it why, then close. */
+		if (sodium_memcmp(id, session_id, 16) == 0)
+			session_gone(c, "session revoked");
+	}
+}
 
-			/* Cut off at once: tell it why, then close. */
-			c->subscribed = 0;
-			if (sp_frame_error(0, SP_PERR_AUTH, "session revoked",
-			    LWS_PRE, &buf, &len) == 0)
-				sp_conn_send(c, buf, len, 0);
-			sp_conn_close_code(c, 4001);
+/* Ends a connection whose session or account is gone (id 0 ERROR AUTH,
+ * then close 4001). */
+static void
+session_gone(struct sp_conn *c, const char *why)
+{
+	uint8_t *buf;
+	size_t len;
+
+	c->subscribed = 0;
+	if (sp_frame_error(0, SP_PERR_AUTH, why, LWS_PRE, &buf, &len) == 0)
+		sp_conn_send(c, buf, len, 0);
+	sp_conn_close_code(c, 4001);
+}
+
+/*
+ * The operator's tool changes the store from another process: it disables
+ * and deletes accounts and ends their sessions.  Every few seconds the
+ * server looks at the accounts and sessions it has connections for, and
+ * cuts those that no longer exist.  LMDB reads are cheap and never wait
+ * for a writer, so this runs on the loop thread.
+ */
+void
+sp_hub_sweep(struct sp_sync *s)
+{
+	struct sp_store_account acct;
+	struct sp_store_session ss;
+	struct sp_acct *a;
+	struct sp_conn *c;
+	unsigned b;
+
+	for (b = 0; b < SP_ACCT_BUCKETS; b++) {
+		for (a = s->accts[b]; a; a = a->next) {
+			int gone = sp_store_account_get(s->store, a->address,
+			    &acct) == ENOENT ||
+			    (acct.flags & SP_STORE_ACCT_DISABLED);
+
+			LIST_FOREACH(c, &a->conns, acct_entry) {
+				if (c->state == SP_CONN_CLOSING)
+					continue;
+				if (gone)
+					session_gone(c, "account disabled");
+				else if (sp_store_session_get(s->store,
+				    c->token_hash, &ss) == ENOENT)
+					session_gone(c, "session ended");
+			}
 		}
 	}
 }

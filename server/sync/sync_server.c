@@ -745,10 +745,20 @@ stop_check(uv_timer_t *t)
 		return;
 	uv_timer_stop(&s->stop_timer);
 	uv_close((uv_handle_t *)&s->stop_timer, NULL);
+	uv_timer_stop(&s->sweep_timer);
+	uv_close((uv_handle_t *)&s->sweep_timer, NULL);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 	lws_context_destroy(s->ctx);
 	s->ctx = NULL;
+}
+
+#define SWEEP_MS 5000
+
+static void
+on_sweep(uv_timer_t *t)
+{
+	sp_hub_sweep(t->data);
 }
 
 static void
@@ -857,6 +867,9 @@ sp_sync_run(const struct sp_server_config *cfg)
 	uv_signal_init(&loop, &s->sigterm);
 	uv_signal_init(&loop, &s->sigint);
 	uv_timer_init(&loop, &s->stop_timer);
+	uv_timer_init(&loop, &s->sweep_timer);
+	s->sweep_timer.data = s;
+	uv_timer_start(&s->sweep_timer, on_sweep, SWEEP_MS, SWEEP_MS);
 	s->sigterm.data = s->sigint.data = s;
 	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&s->sigint, on_signal, SIGINT);

@@ -1219,6 +1219,39 @@ t_push_at_frame_limit(void)
 	sp_client_close(r);
 }
 
+/* The operator disables an account from another process: its open,
+ * subscribed connection is cut within the server's sweep interval. */
+static void
+t_admin_disable_cuts_connections(void)
+{
+	sp_client *c = srv_connect(&S, "victim");
+	struct acct a;
+	struct sp_frame f;
+	struct sp_client_msg *m = NULL;
+	char out[256];
+
+	CHECK(c && make_account("jay@example.org", &a) == 0 &&
+	    acct_login(c, &a) == 0);
+	if (c == NULL)
+		return;
+	sp_frame_init(&f, SP_MSG_SUBSCRIBE, 0);
+	sp_frame_set_uint(&f, SP_F_SEQ, 1);
+	sp_client_msg_free(call(c, &f));
+	CHECK_RC(srv_admin(&S, "user disable jay@example.org", out,
+	    sizeof(out)), 0);
+	CHECK(sp_client_next_push(c, 8000, &m) == 0 &&
+	    reply_code(m) == SP_PERR_AUTH);
+	sp_client_msg_free(m);
+	sp_client_service(c, 500);
+	CHECK(sp_client_is_closed(c));
+	sp_client_close(c);
+	/* And no way back in while disabled. */
+	c = srv_connect(&S, "again");
+	CHECK(c && acct_login(c, &a) == SP_PERR_DENIED);
+	acct_free(&a);
+	sp_client_close(c);
+}
+
 int
 main(void)
 {
@@ -1243,6 +1276,7 @@ main(void)
 	RUN(t_config);
 	RUN(t_subprotocol_required);
 	RUN(t_quota_and_deliver_limit);
+	RUN(t_admin_disable_cuts_connections);
 	{
 		int st = srv_stop(&S, SIGTERM);
 
