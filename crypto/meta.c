@@ -5,6 +5,7 @@
 #include <sodium.h>
 
 #include "crypto/meta.h"
+#include "crypto/text.h"
 
 enum { T_TEXT, T_U64, T_U32, T_BYTES };
 
@@ -28,45 +29,6 @@ static const struct meta_field {
 	{ SP_META_BLOB_ID, T_BYTES, 0 },
 };
 #define NFIELDS (sizeof(meta_fields) / sizeof(meta_fields[0]))
-
-/* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF), no NUL. */
-static int
-utf8_valid(const uint8_t *s, size_t n)
-{
-	size_t i = 0, k, len;
-	uint32_t cp, min;
-
-	while (i < n) {
-		uint8_t c = s[i];
-
-		if (c == 0)
-			return 0;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			len = 2; cp = c & 0x1f; min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			len = 3; cp = c & 0x0f; min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			len = 4; cp = c & 0x07; min = 0x10000;
-		} else {
-			return 0;
-		}
-		if (n - i < len)
-			return 0;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += len;
-	}
-	return 1;
-}
 
 static int
 has_field(const struct sp_meta *m, const struct meta_field *f)
@@ -133,7 +95,7 @@ sp_meta_encode(const struct sp_meta *m, uint8_t **out_r, size_t *len_r)
 		v = field_value(m, &meta_fields[i], tmp, &n);
 		if (n > 0xffff)
 			return SP_ELIMIT;
-		if (meta_fields[i].type == T_TEXT && !utf8_valid(v, n))
+		if (meta_fields[i].type == T_TEXT && !sp_utf8_valid(v, n))
 			return SP_EINVAL;
 		total += 3 + n;
 	}
@@ -182,7 +144,7 @@ decode_field(struct sp_meta *m, const struct meta_field *f,
 	case T_BYTES: {
 		char *s;
 
-		if (f->type == T_TEXT && !utf8_valid(v, n))
+		if (f->type == T_TEXT && !sp_utf8_valid(v, n))
 			return SP_EFORMAT;
 		if ((s = malloc(n + 1)) == NULL)
 			return SP_ENOMEM;
