@@ -21,6 +21,8 @@
 #include <uv.h>
 
 #include "client-core/account.h"
+#include "client-core/cache.h"
+#include "client-core/syncer.h"
 #include "crypto/envelope.h"
 #include "crypto/kdf.h"
 #include "crypto/pgp.h"
@@ -38,6 +40,8 @@ usage(FILE *f)
 	    "              make keys here, register, print the recovery key\n"
 	    "  account login --address A [server options]\n"
 	    "              log in and unlock the vault\n"
+	    "  sync --address A --cache DIR [server options]\n"
+	    "              log in and pull the account's log into DIR\n"
 	    "  selfcheck   print library versions and run a crypto round trip\n"
 	    "  version     print the sealpost version\n"
 	    "\n"
@@ -352,6 +356,106 @@ out:
 	return rc;
 }
 
+/* A progress bar on stderr (only called when stderr is a terminal). */
+static void
+sync_progress(void *arg, uint64_t applied, uint64_t last)
+{
+	int pct = last ? (int)(applied * 100 / last) : 100, i;
+
+	(void)arg;
+	fprintf(stderr, "\rsyncing [");
+	for (i = 0; i < 40; i++)
+		fputc(i < pct * 40 / 100 ? '#' : '.', stderr);
+	fprintf(stderr, "] %llu/%llu", (unsigned long long)applied,
+	    (unsigned long long)last);
+	fflush(stderr);
+}
+
+/* The local key from DIR/cache.key, made under the password if absent. */
+static int
+sync_cache_open(const char *dir, const char *pw, size_t pwlen,
+    sp_cache **cache_r)
+{
+	uint8_t *key = NULL;
+	int rc;
+
+	rc = sp_cache_key_open(dir, pw, pwlen, &key);
+	if (rc == ENOENT)
+		rc = sp_cache_key_create(dir, pw, pwlen, NULL, &key);
+	if (rc == 0)
+		rc = sp_cache_open(dir, key, NULL, cache_r);
+	sodium_free(key);
+	if (rc != 0)
+		fprintf(stderr, "sealpost: cache %s: %s\n", dir,
+		    sp_strerror(rc));
+	return rc;
+}
+
+static int
+cmd_sync(int argc, char **argv)
+{
+	struct sp_syncer_opts so = { .progress = NULL };
+	struct cli o;
+	sp_client *c = NULL;
+	sp_cache *cache = NULL;
+	sp_keyset *ks = NULL;
+	const char *dir = NULL;
+	char *pw = NULL, err[512] = "", **rest;
+	uint8_t token[32];
+	uint64_t last = 0, applied = 0;
+	size_t pwlen;
+	int rc = 1, i, n = 0;
+
+	/* --cache is ours; the rest are the common options. */
+	if ((rest = calloc((size_t)argc + 1, sizeof(*rest))) == NULL)
+		return 1;
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else
+			rest[n++] = argv[i];
+	}
+	if (cli_parse(&o, n, rest) != 0 || dir == NULL) {
+		if (dir == NULL)
+			fprintf(stderr, "sealpost: --cache DIR is required\n");
+		free(rest);
+		return 2;
+	}
+	free(rest);
+	if ((pw = read_password(o.password_file, &pwlen)) == NULL)
+		return 2;
+	if ((c = cli_connect(&o)) == NULL)
+		goto out;
+	if (sp_account_login(c, o.address, pw, pwlen, "sealpost-cli", &ks,
+	    token, &last, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sealpost: %s\n", err);
+		goto out;
+	}
+	sodium_memzero(token, sizeof(token));
+	if (sync_cache_open(dir, pw, pwlen, &cache) != 0)
+		goto out;
+	if (isatty(STDERR_FILENO))
+		so.progress = sync_progress;
+	i = sp_syncer_pull(c, cache, &so, &applied, err, sizeof(err));
+	if (so.progress != NULL && applied > 0)
+		fputc('\n', stderr);
+	if (i != 0) {
+		fprintf(stderr, "sealpost: sync: %s\n", err);
+		goto out;
+	}
+	if (sp_syncer_last_applied(cache, &last) != 0)
+		goto out;
+	printf("synced: %llu records, last seq %llu\n",
+	    (unsigned long long)applied, (unsigned long long)last);
+	rc = 0;
+out:
+	sp_cache_close(cache);
+	sp_keyset_destroy(ks);
+	sp_client_close(c);
+	sodium_free(pw);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -363,6 +467,11 @@ main(int argc, char **argv)
 		if (sodium_init() < 0)
 			return 1;
 		return cmd_account(argc - 2, argv + 2);
+	}
+	if (strcmp(argv[1], "sync") == 0) {
+		if (sodium_init() < 0)
+			return 1;
+		return cmd_sync(argc - 2, argv + 2);
 	}
 	if (strcmp(argv[1], "version") == 0) {
 		printf("sealpost %s\n", SEALPOST_VERSION);

@@ -28,6 +28,7 @@ TAILQ_HEAD(crawq, craw);
 
 struct sp_client {
 	struct lws_context *ctx;
+	lws_sorted_usec_list_t wake;  /* bounds each lws_service() wait */
 	struct lws *wsi;
 	int connected, closed, failed;
 	char why[256];
@@ -154,13 +155,36 @@ static const struct lws_protocols client_protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+static void
+wake_cb(lws_sorted_usec_list_t *sul)
+{
+	(void)sul;      /* only here to end the poll() inside lws_service() */
+}
+
+/*
+ * One round of servicing that returns by the deadline.  libwebsockets 4.1
+ * ignores lws_service()'s timeout and sleeps until its next event, so a
+ * timer event is scheduled at the deadline (at most 100 ms away).
+ */
+static void
+service_until(sp_client *c, uint64_t end_ms)
+{
+	uint64_t now = now_ms();
+	lws_usec_t us = end_ms > now ? (lws_usec_t)(end_ms - now) * 1000 : 0;
+
+	if (us > 100000)
+		us = 100000;
+	lws_sul_schedule(c->ctx, 0, &c->wake, wake_cb, us ? us : 1);
+	lws_service(c->ctx, 0);
+}
+
 void
 sp_client_service(sp_client *c, int ms)
 {
 	uint64_t end = now_ms() + (uint64_t)ms;
 
 	do {
-		lws_service(c->ctx, 0);
+		service_until(c, end);
 	} while (now_ms() < end && !c->closed && !c->failed &&
 	    TAILQ_EMPTY(&c->pushes) && TAILQ_EMPTY(&c->replies));
 }
@@ -230,7 +254,7 @@ sp_client_wait(sp_client *c, uint64_t id, struct sp_client_msg **reply_r)
 			return EPIPE;
 		if (now_ms() >= end)
 			return ETIMEDOUT;
-		lws_service(c->ctx, 0);
+		service_until(c, end);
 	}
 }
 
@@ -265,7 +289,7 @@ sp_client_next_push(sp_client *c, int timeout_ms, struct sp_client_msg **m_r)
 			return EPIPE;
 		if (now_ms() >= end)
 			return ETIMEDOUT;
-		lws_service(c->ctx, 0);
+		service_until(c, end);
 	}
 }
 
@@ -328,7 +352,7 @@ sp_client_connect(const struct sp_client_opts *o, sp_client **c_r,
 	}
 	end = now_ms() + (uint64_t)c->timeout_ms;
 	while (!c->connected && !c->failed && !c->closed && now_ms() < end)
-		lws_service(c->ctx, 0);
+		service_until(c, end);
 	if (!c->connected) {
 		rc = c->failed && strstr(c->why, "refused") ? ECONNREFUSED :
 		    c->failed ? EPROTO : ETIMEDOUT;
@@ -371,8 +395,10 @@ sp_client_close(sp_client *c)
 
 	if (c == NULL)
 		return;
-	if (c->ctx)
+	if (c->ctx) {
+		lws_sul_cancel(&c->wake);
 		lws_context_destroy(c->ctx);
+	}
 	while ((e = TAILQ_FIRST(&c->replies)) != NULL) {
 		TAILQ_REMOVE(&c->replies, e, entry);
 		sp_client_msg_free(e->m);

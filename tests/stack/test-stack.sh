@@ -51,6 +51,15 @@ echo "$out" | grep -q "logged in as $USER1; vault unlocked"
 ok $? "user 1 logs in and unlocks the vault"
 out=$(login "$USER2" "$USER2_PASSWORD")
 ok $? "user 2 logs in"
+printf '%s\n' "$USER1_PASSWORD" >"$dir/pw"
+out=$("$build/client-core/sealpost" sync --server "$SERVER" --ca "$CA_FILE" \
+    --address "$USER1" --password-file "$dir/pw" --cache "$dir/cache1" 2>&1)
+rc=$?
+rm -f "$dir/pw"
+[ $rc -eq 0 ] && echo "$out" | grep -q "^synced: 0 records, last seq 0"
+ok $? "sealpost sync pulls the (empty) log into an encrypted local cache"
+[ -f "$dir/cache1/cache.key" ] && [ -f "$dir/cache1/data.mdb" ]
+ok $? "the local cache has its wrapped key and its store"
 out=$(login "$USER1" "not the password")
 rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "login failed"
