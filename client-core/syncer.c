@@ -15,7 +15,7 @@
 static const char KEY_LAST[] = "last_applied";
 static const char KEY_START[] = "log_start";
 
-static int
+static int __attribute__((format(printf, 4, 5)))
 fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
