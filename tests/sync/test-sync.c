@@ -614,28 +614,53 @@ t_malformed_frames(void)
 	sp_client_close(c);
 }
 
+/*
+ * Runs cmd through the shell; what it prints goes to out (binary-safe,
+ * NUL-terminated, *n_r bytes) or is discarded when out is NULL.  Returns
+ * its exit status, -1 if it could not run.
+ */
+static int
+run_cmd(const char *cmd, char *out, size_t cap, size_t *n_r)
+{
+	FILE *p = popen(cmd, "r");
+	char sink[4096];
+	size_t n = 0;
+	int rc;
+
+	if (n_r)
+		*n_r = 0;
+	if (p == NULL)
+		return -1;
+	if (out) {
+		n = fread(out, 1, cap - 1, p);
+		out[n] = 0;
+	}
+	while (fread(sink, 1, sizeof(sink), p) > 0)
+		;
+	rc = pclose(p);
+	if (n_r)
+		*n_r = n;
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static int
+sh(const char *cmd, char *out, size_t outlen)
+{
+	return run_cmd(cmd, out, outlen, NULL);
+}
+
 static void
 t_http_endpoints(void)
 {
 	char cmd[512], out[8192];
-	FILE *p;
-	size_t n;
 
 	snprintf(cmd, sizeof(cmd), "curl -sS --cacert %s "
 	    "https://127.0.0.1:%d/health", S.cert, S.port);
-	p = popen(cmd, "r");
-	n = p ? fread(out, 1, sizeof(out) - 1, p) : 0;
-	out[n] = 0;
-	if (p)
-		pclose(p);
+	(void)sh(cmd, out, sizeof(out));
 	CHECK(strcmp(out, "ok\n") == 0);
 	snprintf(cmd, sizeof(cmd), "curl -sS --cacert %s "
 	    "https://127.0.0.1:%d/metrics", S.cert, S.port);
-	p = popen(cmd, "r");
-	n = p ? fread(out, 1, sizeof(out) - 1, p) : 0;
-	out[n] = 0;
-	if (p)
-		pclose(p);
+	(void)sh(cmd, out, sizeof(out));
 	CHECK(strstr(out, "sealpost_records_appended_total ") != NULL);
 	CHECK(strstr(out, "sealpost_push_latency_ms_bucket{le=\"+Inf\"}") !=
 	    NULL);
@@ -675,28 +700,6 @@ t_plain_tcp(void)
 		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
 	srv_cleanup(&p);
-}
-
-static int
-sh(const char *cmd, char *out, size_t outlen)
-{
-	FILE *p = popen(cmd, "r");
-	size_t n = 0;
-	int rc;
-
-	if (p == NULL)
-		return -1;
-	if (out) {
-		n = fread(out, 1, outlen - 1, p);
-		out[n] = 0;
-	} else {
-		char sink[4096];
-
-		while (fread(sink, 1, sizeof(sink), p) > 0)
-			;
-	}
-	rc = pclose(p);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 /*
@@ -752,25 +755,13 @@ t_wkd(void)
 	snprintf(cmd, sizeof(cmd), "curl -sS -f --cacert %s 'https://127.0.0.1:"
 	    "%d/.well-known/openpgpkey/example.org/hu/%s?l=wendy'", S.cert,
 	    S.port, hash);
-	{
-		FILE *cp = popen(cmd, "r");
-
-		n = cp ? fread(out, 1, sizeof(out), cp) : 0;
-		if (cp)
-			pclose(cp);
-	}
+	(void)run_cmd(cmd, out, sizeof(out), &n);
 	CHECK(n == pub_len && memcmp(out, pub, n) == 0);
 	/* Direct layout: the domain comes from the Host header. */
 	snprintf(cmd, sizeof(cmd), "curl -sS -f --cacert %s -H 'Host: "
 	    "example.org' 'https://127.0.0.1:%d/.well-known/openpgpkey/hu/%s?"
 	    "l=wendy'", S.cert, S.port, hash);
-	{
-		FILE *cp = popen(cmd, "r");
-
-		n = cp ? fread(out, 1, sizeof(out), cp) : 0;
-		if (cp)
-			pclose(cp);
-	}
+	(void)run_cmd(cmd, out, sizeof(out), &n);
 	CHECK(n == pub_len && memcmp(out, pub, n) == 0);
 	/* A local part that does not hash to the path, an unknown user, a
 	 * domain not served: 404.  The policy file exists. */
