@@ -74,8 +74,8 @@ header_parse(const uint8_t *env, size_t len, struct env_header *h)
 	h->kind = env[1];
 	h->chunk_shift = env[3];
 	h->nslots = env[4];
-	if ((h->kind != SP_ENVELOPE_KIND_BODY &&
-	    h->kind != SP_ENVELOPE_KIND_META) ||
+	if ((h->kind < SP_ENVELOPE_KIND_BODY ||
+	    h->kind > SP_ENVELOPE_KIND_CHANGE) ||
 	    h->chunk_shift < SP_ENVELOPE_CHUNK_SHIFT_MIN ||
 	    h->chunk_shift > SP_ENVELOPE_CHUNK_SHIFT_MAX ||
 	    h->nslots < 1 || h->nslots > SP_ENVELOPE_MAX_SLOTS ||
@@ -145,7 +145,7 @@ seal_check_args(const struct sp_envelope_seal_args *a, size_t len)
 	size_t nslots = a->n_recipients + (a->mailbox_key ? 1 : 0);
 	unsigned shift = a->chunk_shift;
 
-	if (a->kind != SP_ENVELOPE_KIND_BODY && a->kind != SP_ENVELOPE_KIND_META)
+	if (a->kind < SP_ENVELOPE_KIND_BODY || a->kind > SP_ENVELOPE_KIND_CHANGE)
 		return SP_EINVAL;
 	if (nslots < 1 || nslots > SP_ENVELOPE_MAX_SLOTS ||
 	    (a->n_recipients && a->recipients == NULL))

@@ -31,6 +31,7 @@
 #define SP_ENVELOPE_VERSION 1
 #define SP_ENVELOPE_KIND_BODY 1
 #define SP_ENVELOPE_KIND_META 2
+#define SP_ENVELOPE_KIND_CHANGE 3 /* a mailbox change (docs/format.md §12) */
 #define SP_ENVELOPE_CHUNK_SHIFT_DEFAULT 16 /* 64 KiB */
 #define SP_ENVELOPE_CHUNK_SHIFT_MIN 10     /* 1 KiB */
 #define SP_ENVELOPE_CHUNK_SHIFT_MAX 20     /* 1 MiB */

@@ -27,6 +27,10 @@ static const struct meta_field {
 	{ SP_META_MESSAGE_ID, T_TEXT, offsetof(struct sp_meta, message_id) },
 	{ SP_META_FOLDER, T_TEXT, offsetof(struct sp_meta, folder) },
 	{ SP_META_BLOB_ID, T_BYTES, 0 },
+	{ SP_META_FOLDER_ID, T_U32, offsetof(struct sp_meta, folder_id) },
+	{ SP_META_KEYWORDS, T_TEXT, offsetof(struct sp_meta, keywords) },
+	{ SP_META_RECEIVED, T_U64, offsetof(struct sp_meta, received) },
+	{ SP_META_SPAM, T_TEXT, offsetof(struct sp_meta, spam) },
 };
 #define NFIELDS (sizeof(meta_fields) / sizeof(meta_fields[0]))
 
@@ -41,9 +45,11 @@ has_field(const struct sp_meta *m, const struct meta_field *f)
 	case T_BYTES:
 		return m->blob_id != NULL;
 	case T_U64:
-		return f->tag == SP_META_DATE ? m->has_date : m->has_size;
+		return f->tag == SP_META_DATE ? m->has_date :
+		    f->tag == SP_META_SIZE ? m->has_size : m->has_received;
 	default:
-		return m->has_flags;
+		return f->tag == SP_META_FLAGS ? m->has_flags :
+		    m->has_folder_id;
 	}
 }
 
@@ -73,7 +79,7 @@ field_value(const struct sp_meta *m, const struct meta_field *f,
 		*len_r = 8;
 		return tmp;
 	default:
-		v = m->flags;
+		v = *(const uint32_t *)(const void *)(base + f->off);
 		for (i = 3; i >= 0; i--, v >>= 8)
 			tmp[i] = (uint8_t)v;
 		*len_r = 4;
@@ -166,15 +172,20 @@ decode_field(struct sp_meta *m, const struct meta_field *f,
 		*(uint64_t *)(void *)(base + f->off) = x;
 		if (f->tag == SP_META_DATE)
 			m->has_date = 1;
-		else
+		else if (f->tag == SP_META_SIZE)
 			m->has_size = 1;
+		else
+			m->has_received = 1;
 		return 0;
 	default:
 		if (n != 4)
 			return SP_EFORMAT;
-		m->flags = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 |
-		    (uint32_t)v[2] << 8 | v[3];
-		m->has_flags = 1;
+		*(uint32_t *)(void *)(base + f->off) = (uint32_t)v[0] << 24 |
+		    (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+		if (f->tag == SP_META_FLAGS)
+			m->has_flags = 1;
+		else
+			m->has_folder_id = 1;
 		return 0;
 	}
 }
@@ -240,6 +251,8 @@ sp_meta_finish(struct sp_meta *m)
 	free_text(&m->auth_results);
 	free_text(&m->message_id);
 	free_text(&m->folder);
+	free_text(&m->keywords);
+	free_text(&m->spam);
 	if (m->blob_id) {
 		sodium_memzero(m->blob_id, m->blob_id_len);
 		free(m->blob_id);

@@ -34,6 +34,10 @@ enum sp_meta_tag {
 	SP_META_MESSAGE_ID = 10,
 	SP_META_FOLDER = 11,      /* delivery hint, e.g. "Junk" */
 	SP_META_BLOB_ID = 12,     /* opaque bytes naming the body blob */
+	SP_META_FOLDER_ID = 13,   /* u32 BE, the account's own folder id */
+	SP_META_KEYWORDS = 14,    /* text: IMAP keywords, space-separated */
+	SP_META_RECEIVED = 15,    /* u64 BE, arrival (IMAP INTERNALDATE) */
+	SP_META_SPAM = 16,        /* text: content filter verdict */
 };
 
 #define SP_META_F_SEEN 0x01u
@@ -47,12 +51,13 @@ enum sp_meta_tag {
  * are NUL-terminated.  All memory belongs to the struct (sp_meta_finish). */
 struct sp_meta {
 	char *from, *to, *cc, *bcc, *subject, *auth_results, *message_id,
-	    *folder;
+	    *folder, *keywords, *spam;
 	uint8_t *blob_id;
 	size_t blob_id_len;
-	uint64_t date, size;
-	uint32_t flags;
-	unsigned has_date : 1, has_size : 1, has_flags : 1;
+	uint64_t date, size, received;
+	uint32_t flags, folder_id;
+	unsigned has_date : 1, has_size : 1, has_flags : 1, has_folder_id : 1,
+	    has_received : 1;
 };
 
 /* Encodes m; *out_r is malloc'd (the caller wipes and frees it).  Absent

@@ -189,6 +189,17 @@ int sp_store_blob_read(sp_store *s, const uint8_t id[32], uint64_t index,
 int sp_store_blob_unref(sp_store *s, const char *address,
     const uint8_t id[32]);
 
+/*
+ * Delivery (the gateway): stores a whole blob of size bytes (its id must
+ * be BLAKE2b-256 of blob: SP_STORE_EHASH otherwise) with a reference
+ * held by address, and appends the n records to address's log, all in
+ * one durable commit: the account gets both or neither.  Results as for
+ * sp_store_blob_begin and sp_store_log_append (SP_STORE_EQUOTA, ENOENT).
+ */
+int sp_store_deliver(sp_store *s, const char *address, const uint8_t id[32],
+    const void *blob, uint64_t size, const struct sp_store_rec *recs,
+    size_t n, uint64_t *first_r, uint64_t *last_r);
+
 /* ---- sessions (server login sessions; the token is stored hashed) ------ */
 
 struct sp_store_session {

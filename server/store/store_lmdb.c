@@ -1848,6 +1848,88 @@ sp_store_blob_finish(sp_store *s, const char *address,
 	return store_write(s, run_blob_finish, &p);
 }
 
+/* ---- delivery: a whole blob and its log records in one commit -------- */
+
+struct deliver_arg {
+	struct blob_arg blob;
+	struct append_arg log;
+	const uint8_t *data;
+	uint64_t size;
+};
+
+/*
+ * The gateway's write: the body blob (begun, every chunk, finished) and
+ * the records naming it, as one operation of the batch.  Either the
+ * account has both or neither, so an acknowledged message never points
+ * at a missing body and a failed one leaves no orphan blob.
+ */
+static int
+run_deliver(sp_store *s, MDB_txn *txn, void *arg)
+{
+	struct deliver_arg *p = arg;
+	struct blobmeta bm;
+	uint64_t i, n = blob_nchunks(p->size);
+	int rc;
+
+	if ((rc = run_blob_begin(s, txn, &p->blob)) != 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		p->blob.index = i;
+		p->blob.data = p->data + i * SP_STORE_BLOB_CHUNK;
+		p->blob.len = blob_chunk_len(p->size, i);
+		if ((rc = run_blob_chunk(s, txn, &p->blob)) != 0)
+			return rc;
+	}
+	if ((rc = bm_load(s, txn, p->blob.id, &bm)) != 0)
+		return rc;
+	if (!(bm.flags & BLOB_COMPLETE)) {
+		bm.flags |= BLOB_COMPLETE;
+		if ((rc = bm_save(s, txn, p->blob.id, &bm)) != 0 ||
+		    (rc = meta_add(s, txn, "blobs", 1)) != 0)
+			return rc;
+	}
+	return run_log_append(s, txn, &p->log);
+}
+
+int
+sp_store_deliver(sp_store *s, const char *address, const uint8_t id[32],
+    const void *blob, uint64_t size, const struct sp_store_rec *recs,
+    size_t n, uint64_t *first_r, uint64_t *last_r)
+{
+	struct deliver_arg p = { .data = blob, .size = size };
+	uint8_t h[32];
+	size_t i;
+	int rc;
+
+	if (s == NULL || id == NULL || blob == NULL || size == 0 ||
+	    size > BLOB_SIZE_MAX || recs == NULL || n == 0)
+		return EINVAL;
+	/* The id names the content; check it here, outside the write lock. */
+	crypto_generichash(h, 32, blob, (size_t)size, NULL, 0);
+	if (sodium_memcmp(h, id, 32) != 0)
+		return SP_STORE_EHASH;
+	for (i = 0; i < n; i++) {
+		if (recs[i].data == NULL || recs[i].len == 0 ||
+		    recs[i].len > SP_STORE_RECORD_MAX)
+			return EINVAL;
+		p.log.total += recs[i].len;
+	}
+	if ((rc = addr_norm(address, p.blob.addr)) != 0)
+		return rc;
+	memcpy(p.log.addr, p.blob.addr, sizeof(p.log.addr));
+	p.blob.id = id;
+	p.blob.size = size;
+	p.log.expected = SP_STORE_ANY;
+	p.log.recs = recs;
+	p.log.n = n;
+	rc = store_write(s, run_deliver, &p);
+	if (rc == 0 && first_r != NULL)
+		*first_r = p.log.first;
+	if (rc == 0 && last_r != NULL)
+		*last_r = p.log.last;
+	return rc;
+}
+
 /* Loads the metadata of a finished blob; ENOENT for unfinished ones. */
 static int
 blob_visible(sp_store *s, MDB_txn *txn, const uint8_t id[32],

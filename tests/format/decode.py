@@ -161,7 +161,7 @@ def decode_envelope(env, x25519_sk=None, mailbox_key=None):
     need(env[0] == 1, "unknown envelope version")
     need(env[2] == 1, "unknown envelope aead")
     kind, shift, nslots = env[1], env[3], env[4]
-    need(kind in (1, 2), "unknown kind")
+    need(kind in (1, 2, 3), "unknown kind")
     need(10 <= shift <= 20, "chunk_shift out of range")
     need(1 <= nslots <= 32, "nslots out of range")
     need(env[5:8] == bytes(3), "reserved header bytes not zero")
@@ -237,8 +237,10 @@ def decode_envelope(env, x25519_sk=None, mailbox_key=None):
 # ---- Section 6: metadata record --------------------------------------------
 
 META_TEXT = {1: "from", 2: "to", 3: "cc", 4: "bcc", 5: "subject",
-             9: "auth_results", 10: "message_id", 11: "folder"}
-META_INT = {6: ("date", 8), 7: ("size", 8), 8: ("flags", 4)}
+             9: "auth_results", 10: "message_id", 11: "folder",
+             14: "keywords", 16: "spam"}
+META_INT = {6: ("date", 8), 7: ("size", 8), 8: ("flags", 4),
+            13: ("folder_id", 4), 15: ("received", 8)}
 
 def parse_meta(r):
     need(1 <= len(r) <= 65536, "record length out of range")
