@@ -20,6 +20,7 @@ static const char *const sp_errstr[] = {
 	[SP_ESERVER - SP_ERR_FIRST] = "the server refused the request",
 	[SP_EWEAK - SP_ERR_FIRST] =
 	    "the server asked for weaker password hashing than allowed",
+	[SP_EKEYCHANGED - SP_ERR_FIRST] = "the key differs from the pinned key",
 };
 
 const char *

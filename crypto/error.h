@@ -31,6 +31,7 @@ enum {
 	SP_ERANGE,      /* requested byte range lies outside the content */
 	SP_ESERVER,     /* the server refused a request (its reason is given) */
 	SP_EWEAK,       /* the server asked for weaker password hashing */
+	SP_EKEYCHANGED, /* a correspondent's key differs from the pinned one */
 	SP_ERR_LAST
 };
 
