@@ -12,29 +12,7 @@
 #include "crypto/pubkeys.h"
 #include "crypto/vault.h"
 
-/* Turns a reply into 0, or SP_ESERVER with the server's reason in err. */
-static int
-check_reply(int rc, struct sp_client_msg *m, uint32_t want, const char *what,
-    char *err, size_t errlen)
-{
-	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", what, rc == ETIMEDOUT ?
-		    "the server did not answer" : "the connection closed");
-		return rc;
-	}
-	if (m->f.type == SP_MSG_ERROR) {
-		snprintf(err, errlen, "%s: %s (%.*s)", what,
-		    sp_proto_strerror((int)m->f.f[SP_F_CODE].u),
-		    (int)m->f.f[SP_F_MESSAGE].len,
-		    (const char *)m->f.f[SP_F_MESSAGE].ptr);
-		return SP_ESERVER;
-	}
-	if (m->f.type != want) {
-		snprintf(err, errlen, "%s: unexpected reply", what);
-		return EPROTO;
-	}
-	return 0;
-}
+#define check_reply sp_client_expect
 
 /* The account's OpenPGP key: secret part into the key set, public part
  * returned for the signed public key set (malloc'd). */

@@ -109,6 +109,9 @@ int sp_mbox_open(sp_cache *cache, const sp_keyset *ks, sp_mbox **mb_r);
 void sp_mbox_close(sp_mbox *mb);
 
 void sp_mbox_set_listener(sp_mbox *mb, sp_mbox_listener fn, void *arg);
+/* Progress of sp_mbox_sync (records pulled of the log's last), or NULL. */
+void sp_mbox_set_progress(sp_mbox *mb, void (*fn)(void *arg, uint64_t done,
+    uint64_t total), void *arg);
 
 /* Applies every record in the cache log after the last applied one.
  * *napplied_r (may be NULL) receives the number applied.  A record that
@@ -208,6 +211,16 @@ struct sp_mbox_add {
 int sp_mbox_add(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
     const uint8_t *msg, size_t len, uint64_t *id_r, char *err,
     size_t errlen);
+
+/*
+ * The same for a body envelope already uploaded as blob_id (internal
+ * send: one body envelope sealed to every recipient and to the mailbox
+ * key, shared by the recipients' copies and the Sent copy).  msg is the
+ * plaintext, for the summary; it is not uploaded again.
+ */
+int sp_mbox_add_uploaded(sp_mbox *mb, sp_client *c,
+    const struct sp_mbox_add *a, const uint8_t *msg, size_t len,
+    const uint8_t blob_id[32], uint64_t *id_r, char *err, size_t errlen);
 
 /* Uploads an envelope as a blob (BLOB_BEGIN/CHUNK/FINISH, resuming),
  * and puts its id in id_r. */

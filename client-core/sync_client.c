@@ -417,3 +417,27 @@ sp_client_close(sp_client *c)
 	free(c->rx);
 	free(c);
 }
+
+/* Turns a reply into 0, or SP_ESERVER with the server's reason in err. */
+int
+sp_client_expect(int rc, struct sp_client_msg *m, uint32_t want, const char *what,
+    char *err, size_t errlen)
+{
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: %s", what, rc == ETIMEDOUT ?
+		    "the server did not answer" : "the connection closed");
+		return rc;
+	}
+	if (m->f.type == SP_MSG_ERROR) {
+		snprintf(err, errlen, "%s: %s (%.*s)", what,
+		    sp_proto_strerror((int)m->f.f[SP_F_CODE].u),
+		    (int)m->f.f[SP_F_MESSAGE].len,
+		    (const char *)m->f.f[SP_F_MESSAGE].ptr);
+		return SP_ESERVER;
+	}
+	if (m->f.type != want) {
+		snprintf(err, errlen, "%s: unexpected reply", what);
+		return EPROTO;
+	}
+	return 0;
+}

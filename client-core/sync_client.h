@@ -73,4 +73,13 @@ void sp_client_service(sp_client *c, int ms);
 /* 1 once the server closed the connection. */
 int sp_client_is_closed(const sp_client *c);
 
+/*
+ * Turns the result of sp_client_call into 0, or an error with a sentence
+ * in err: the call's own error (ETIMEDOUT, EPIPE), SP_ESERVER when the
+ * server answered ERROR (its code and message in err), EPROTO when the
+ * reply is not of type want.  what names the request for the sentence.
+ */
+int sp_client_expect(int rc, struct sp_client_msg *m, uint32_t want,
+    const char *what, char *err, size_t errlen);
+
 #endif

@@ -107,8 +107,23 @@ sp_gw_deliver_open(const struct sp_gw_deliver_opts *o, sp_gw_deliver **d_r)
 		rc = errno;
 		goto fail;
 	}
-	if ((rc = sp_store_open(o->data_dir, &so, &d->store)) != 0)
-		goto fail;
+	{
+		char sdir[4096];
+
+		rc = snprintf(sdir, sizeof(sdir), "%s/store", o->data_dir);
+		if (rc < 0 || (size_t)rc >= sizeof(sdir)) {
+			rc = ENAMETOOLONG;
+			goto fail;
+		}
+		/* The server creates it; a gateway started first must not
+		 * make an empty store the server would then share. */
+		if (access(sdir, F_OK) != 0) {
+			rc = errno;
+			goto fail;
+		}
+		if ((rc = sp_store_open(sdir, &so, &d->store)) != 0)
+			goto fail;
+	}
 	*d_r = d;
 	return 0;
 fail:

@@ -33,7 +33,8 @@ enum {
 };
 
 struct sp_gw_deliver_opts {
-	const char *data_dir;        /* the server's store directory */
+	const char *data_dir;        /* the server's data directory (the
+	                              * store is data_dir/store) */
 	const char *const *domains;  /* domains we accept mail for */
 	size_t ndomains;
 	const char *notify_path;     /* server's notify socket; NULL =

@@ -125,6 +125,8 @@ struct sp_sync {
 	uv_signal_t sigterm, sigint;
 	uv_timer_t stop_timer;
 	uv_timer_t sweep_timer;
+	uv_poll_t notify_poll;      /* DATA_DIR/notify.sock (the gateway) */
+	int notify_fd;
 };
 
 /* A request (or an internal read) run on the thread pool. */
@@ -197,6 +199,9 @@ void sp_session_id(const uint8_t token_hash[32], uint8_t id_r[16]);
 /* Cuts connections whose account was disabled or deleted, or whose session
  * ended, by another process (sealpost-admin). */
 void sp_hub_sweep(struct sp_sync *s);
+/* Another process (the gateway) committed to address's log: push what
+ * its connected devices have not seen. */
+void sp_hub_external(struct sp_sync *s, const char *address);
 
 /* sync_wkd.c: 1 key (body malloc'd), 2 policy file, 0 not found */
 int sp_wkd_lookup(struct sp_sync *s, struct lws *wsi, const char *uri,

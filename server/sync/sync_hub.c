@@ -263,6 +263,26 @@ sp_hub_committed(struct sp_sync *s, const char *address, uint64_t first,
 }
 
 void
+sp_hub_external(struct sp_sync *s, const char *address)
+{
+	struct sp_acct *a = sp_acct_get(s, address, 0);
+	struct sp_conn *c;
+	uint64_t last;
+
+	if (a == NULL)
+		return;
+	/* An LMDB read never waits for a writer: fine on the loop thread. */
+	if (sp_store_log_last(s->store, a->address, &last) != 0 ||
+	    last <= a->last)
+		return;
+	a->last = last;
+	a->last_commit_ns = sp_now_ns();
+	LIST_FOREACH(c, &a->conns, acct_entry)
+		if (c->subscribed && c->state != SP_CONN_CLOSING)
+			catch_up(s, c);
+}
+
+void
 sp_hub_drained(struct sp_sync *s, struct sp_conn *c)
 {
 	catch_up(s, c);
@@ -321,6 +341,11 @@ sp_hub_sweep(struct sp_sync *s)
 			int gone = sp_store_account_get(s->store, a->address,
 			    &acct) == ENOENT ||
 			    (acct.flags & SP_STORE_ACCT_DISABLED);
+
+			/* A notify datagram from the gateway can be lost
+			 * (full socket buffer, server restart): catch up. */
+			if (!gone)
+				sp_hub_external(s, a->address);
 
 			LIST_FOREACH(c, &a->conns, acct_entry) {
 				if (c->state == SP_CONN_CLOSING)

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -747,6 +749,10 @@ stop_check(uv_timer_t *t)
 	uv_close((uv_handle_t *)&s->stop_timer, NULL);
 	uv_timer_stop(&s->sweep_timer);
 	uv_close((uv_handle_t *)&s->sweep_timer, NULL);
+	if (s->notify_fd >= 0) {
+		uv_poll_stop(&s->notify_poll);
+		uv_close((uv_handle_t *)&s->notify_poll, NULL);
+	}
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 	lws_context_destroy(s->ctx);
@@ -754,6 +760,62 @@ stop_check(uv_timer_t *t)
 }
 
 #define SWEEP_MS 5000
+
+/*
+ * The gateway appends to logs from its own process, through the same
+ * LMDB store; after each commit it sends the account's address as one
+ * datagram to DATA_DIR/notify.sock, and the server pushes the new records
+ * to that account's devices.  Only processes that can write the data
+ * directory (mode 0700) can reach the socket.  Datagrams are hints: a
+ * bogus one costs a log_last read; the sweep catches anything lost.
+ */
+static void
+on_notify(uv_poll_t *p, int status, int events)
+{
+	struct sp_sync *s = p->data;
+	char buf[SP_STORE_ADDR_MAX + 1];
+	ssize_t n;
+	int i;
+
+	(void)events;
+	if (status < 0)
+		return;
+	for (i = 0; i < 256; i++) {     /* bounded: let the loop breathe */
+		n = recv(s->notify_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		buf[n] = 0;
+		if (memchr(buf, 0, (size_t)n) == NULL)
+			sp_hub_external(s, buf);
+	}
+}
+
+static int
+notify_open(struct sp_sync *s, uv_loop_t *loop)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	int n;
+
+	n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/notify.sock",
+	    s->cfg->data_dir);
+	if (n < 0 || (size_t)n >= sizeof(un.sun_path))
+		return ENAMETOOLONG;
+	(void)unlink(un.sun_path);      /* left by a previous run */
+	s->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0);
+	if (s->notify_fd < 0)
+		return errno;
+	if (bind(s->notify_fd, (struct sockaddr *)&un, sizeof(un)) != 0) {
+		n = errno;
+		close(s->notify_fd);
+		s->notify_fd = -1;
+		return n;
+	}
+	uv_poll_init(loop, &s->notify_poll, s->notify_fd);
+	s->notify_poll.data = s;
+	uv_poll_start(&s->notify_poll, UV_READABLE, on_notify);
+	return 0;
+}
 
 static void
 on_sweep(uv_timer_t *t)
@@ -798,6 +860,7 @@ sp_sync_run(const struct sp_server_config *cfg)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return 1;
 	s->cfg = cfg;
+	s->notify_fd = -1;
 	LIST_INIT(&s->all);
 	if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
 		fprintf(stderr, "sealpost-server: %s: %s\n", cfg->data_dir,
@@ -870,6 +933,10 @@ sp_sync_run(const struct sp_server_config *cfg)
 	uv_timer_init(&loop, &s->sweep_timer);
 	s->sweep_timer.data = s;
 	uv_timer_start(&s->sweep_timer, on_sweep, SWEEP_MS, SWEEP_MS);
+	if ((rc = notify_open(s, &loop)) != 0)
+		fprintf(stderr, "sealpost-server: %s/notify.sock: %s (the "
+		    "gateway's mail will reach devices within %d s)\n",
+		    cfg->data_dir, strerror(rc), SWEEP_MS / 1000);
 	s->sigterm.data = s->sigint.data = s;
 	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&s->sigint, on_signal, SIGINT);
