@@ -91,6 +91,7 @@ struct sp_smtp_server {
 static void pump(struct conn *c);
 static void conn_close(struct conn *c, int graceful);
 static void timer_arm(struct conn *c);
+static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
 
 static uint64_t
 now_ms(void)
@@ -673,7 +674,7 @@ want_read(struct conn *c)
 		want = BIO_ctrl_pending(c->rbio) < TLS_RX_MAX;
 	if (want && !c->reading)
 		c->reading = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb,
-		    NULL) == 0;
+		    read_cb) == 0;
 	else if (!want && c->reading) {
 		(void)uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = 0;
@@ -749,11 +750,17 @@ pump(struct conn *c)
 		if (c->closing || c->busy || !c->greeted)
 			return;
 		if (c->ssl != NULL && tls_input(c) != 0) {
+			slog(c->srv, "%s: TLS failed or closed", c->ip);
 			conn_close(c, 0);
 			return;
 		}
 		if (c->closing)
 			return;
+		if (c->ssl != NULL && !c->tls_up) {
+			/* Handshake under way: the session waits for it. */
+			want_read(c);
+			return;
+		}
 		ev = sp_smtp_session_run(c->sess);
 		flush_output(c);
 		if (c->closing)
