@@ -74,4 +74,10 @@ int cmd_send(int argc, char **argv);      /* cli_send.c */
 int cmd_keys(int argc, char **argv);      /* cli_keys.c */
 int cmd_fingerprint(int argc, char **argv);
 
+/* After sp_mbox_body() said SP_MBOX_SIG_VALID: is the signer the pinned
+ * key of the body's From: (pinning it on first use)?  Prints the verdict
+ * on stderr; 0 when it is, 1 when not (cli_keys.c). */
+int cli_check_signer(sp_session *s, const uint8_t *body, size_t len,
+    const uint8_t signer_pk[32]);
+
 #endif

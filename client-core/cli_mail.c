@@ -227,7 +227,7 @@ cmd_read(int argc, char **argv)
 	size_t len = 0;
 	uint64_t *ids = NULL;
 	size_t n;
-	char err[512] = "", hex[65];
+	char err[512] = "";
 	int rc = 1, peek = 0;
 	const struct cli_opt opts[] = { { "peek", NULL, &peek }, { NULL } };
 	const struct sp_mbox_msg *m;
@@ -259,8 +259,8 @@ cmd_read(int argc, char **argv)
 		goto out;
 	}
 	if (sig == SP_MBOX_SIG_VALID) {
-		sodium_bin2hex(hex, sizeof(hex), pk, 32);
-		fprintf(stderr, "signature: valid, by key %.16s...\n", hex);
+		if (cli_check_signer(s, body, len, pk) != 0)
+			goto out;
 	} else {
 		fprintf(stderr, "signature: none (%s)\n", m->own ?
 		    "stored by this account" : "not signed by the sender");

@@ -39,6 +39,8 @@ usage(FILE *f)
 	    "  account create --address A [--invite T]   make keys here, register,\n"
 	    "                                            print the recovery key\n"
 	    "  account login --address A                 log in, unlock the vault\n"
+	    "  account logout | passwd [--revoke-others] | devices [--revoke ID]\n"
+	    "          | recover                          (take --cache DIR)\n"
 	    "mail (every command takes --cache DIR, the account's local\n"
 	    "directory; the first use also needs --server, --ca, --address):\n"
 	    "  sync                       pull the log, apply it to the mailbox\n"
@@ -53,6 +55,12 @@ usage(FILE *f)
 	    "  folder create|rename|delete NAME [NEW]\n"
 	    "  export --maildir DIR | --mbox FILE [--folder F]\n"
 	    "  import --maildir DIR | --mbox FILE [--folder F]\n"
+	    "  send [--rcpt A,B] < MESSAGE, or send --to A[,B] [--cc ..] [--bcc ..]\n"
+	    "       [--subject S] [--body T | --body-file F] [--attach FILE]...\n"
+	    "                             encrypt, sign and deliver (internal)\n"
+	    "keys:\n"
+	    "  keys [list | show ADDRESS | accept ADDRESS]   pinned keys\n"
+	    "  fingerprint [ADDRESS]      yours, or a correspondent's (pins it)\n"
 	    "other:\n"
 	    "  selfcheck                  library versions and a crypto round trip\n"
 	    "  version                    the sealpost version\n"
@@ -210,6 +218,9 @@ static const struct command {
 	{ "flag", cmd_flag },
 	{ "export", cmd_export },
 	{ "import", cmd_import },
+	{ "send", cmd_send },
+	{ "keys", cmd_keys },
+	{ "fingerprint", cmd_fingerprint },
 	{ "selfcheck", cmd_selfcheck },
 	{ "version", cmd_version },
 };
