@@ -76,6 +76,10 @@ cli_parse(struct cli *o, int argc, char **argv, const struct cli_opt *opts)
 			o->plain = 1;
 			continue;
 		}
+		if (strcmp(a, "--no-pull") == 0) {
+			o->no_pull = 1;
+			continue;
+		}
 		if (v == NULL) {
 			fprintf(stderr, "sealpost: %s needs a value (or is "
 			    "unknown)\n", a);

@@ -29,6 +29,7 @@ struct cli {
 	int port;                /* 0 = not given */
 	const char *ca_file, *address, *invite, *password_file, *cache_dir;
 	int plain;
+	int no_pull;             /* --no-pull: act on the local state */
 	uint32_t kdf_ops, kdf_mem_kib;
 	const char *args[CLI_ARGS_MAX];  /* positional arguments */
 	int nargs;
@@ -37,7 +38,8 @@ struct cli {
 /*
  * Parses the common options (--server HOST:PORT, --ca, --plain,
  * --address, --invite, --password-file, --cache DIR (default
- * $SEALPOST_CACHE), --kdf-ops, --kdf-mem-mib), the command's own options
+ * $SEALPOST_CACHE), --no-pull (act on the model as it is locally,
+ * without pulling first; the change still syncs), --kdf-ops, --kdf-mem-mib), the command's own options
  * (opts, terminated by a {NULL} entry; may be NULL) and positional
  * arguments.  Returns 0, or -1 after printing why.
  */
@@ -54,6 +56,8 @@ sp_client *cli_connect(const struct cli *o);
 /* Opens the account whose cache is --cache (password as above), pulling
  * the log first unless no_sync; a progress bar on a terminal. */
 sp_session *cli_session(const struct cli *o, int no_sync);
+/* The same, pulling first unless --no-pull was given. */
+#define cli_session_mail(o) cli_session((o), (o)->no_pull)
 
 /* The progress bar (stderr, when it is a terminal). */
 void cli_progress(void *arg, uint64_t done, uint64_t total);

@@ -96,20 +96,34 @@ cmd_sync(int argc, char **argv)
 {
 	struct cli o;
 	sp_session *s;
-	size_t n, i, msgs = 0;
+	size_t n, i, msgs = 0, failed = 0;
 	const struct sp_mbox_folder *f;
+	char err[512] = "";
+	int bodies = 0;
+	const struct cli_opt opts[] = { { "bodies", NULL, &bodies },
+	    { NULL } };
 
-	if (cli_parse(&o, argc, argv, NULL) != 0)
+	if (cli_parse(&o, argc, argv, opts) != 0)
 		return 2;
 	if ((s = cli_session(&o, 0)) == NULL)
 		return 1;
+	if (bodies && sp_mbox_fetch_bodies(sp_session_mbox(s),
+	    sp_session_client(s), cli_progress, (void *)(uintptr_t)"bodies",
+	    &failed, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sealpost: sync: %s\n", err);
+		sp_session_close(s);
+		return 1;
+	}
 	f = sp_mbox_folders(sp_session_mbox(s), &n);
 	for (i = 0; i < n; i++)
 		msgs += f[i].exists;
 	printf("synced %s: %zu messages in %zu folders\n",
 	    sp_session_address(s), msgs, n);
+	if (failed)
+		fprintf(stderr, "sealpost: %zu bodies could not be opened "
+		    "(`sealpost read ID` says why)\n", failed);
 	sp_session_close(s);
-	return 0;
+	return failed ? 1 : 0;
 }
 
 int
@@ -124,14 +138,15 @@ cmd_ls(int argc, char **argv)
 
 	if (cli_parse(&o, argc, argv, NULL) != 0)
 		return 2;
-	if ((s = cli_session(&o, 0)) == NULL)
+	if ((s = cli_session_mail(&o)) == NULL)
 		return 1;
 	if ((f = folder_arg(sp_session_mbox(s), o.nargs ? o.args[0] :
 	    "INBOX")) == NULL)
 		goto out;
 	sp_mbox_list(sp_session_mbox(s), f->id, &v, &n);
 	for (i = 0; i < n; i++) {
-		char date[32] = "-", flags[64];
+		char date[32] = "-", flags[64 + SP_MBOX_KEYWORDS_MAX *
+		    (SP_MBOX_KEYWORD_MAX + 1)];
 		time_t t = (time_t)(v[i]->meta.has_date ? v[i]->meta.date :
 		    v[i]->received);
 		struct tm tm;
@@ -139,6 +154,15 @@ cmd_ls(int argc, char **argv)
 		if (t && gmtime_r(&t, &tm))
 			strftime(date, sizeof(date), "%Y-%m-%d %H:%M", &tm);
 		flags_text(v[i]->flags, flags, sizeof(flags));
+		for (size_t k = 0; k < v[i]->nkeywords; k++) {
+			size_t l = strlen(flags);
+
+			snprintf(flags + l, sizeof(flags) - l, "%s%s",
+			    strcmp(flags, "-") == 0 ? "" : ",",
+			    v[i]->keywords[k]);
+			if (strncmp(flags, "-", 1) == 0 && flags[1] != 0)
+				memmove(flags, flags + 1, strlen(flags));
+		}
 		printf("%llu\t%u\t%s\t%s\t%s\t%s\n",
 		    (unsigned long long)v[i]->id, v[i]->uid, flags, date,
 		    v[i]->meta.from ? v[i]->meta.from : "",
@@ -188,7 +212,7 @@ cmd_folder(int argc, char **argv)
 		    "names\n", what);
 		return 2;
 	}
-	if ((s = cli_session(&o, 0)) == NULL)
+	if ((s = cli_session_mail(&o)) == NULL)
 		return 1;
 	if (strcmp(what, "list") == 0) {
 		rc = folder_list(s);
@@ -241,7 +265,7 @@ cmd_read(int argc, char **argv)
 			    "time\n");
 		return 2;
 	}
-	if ((s = cli_session(&o, 0)) == NULL)
+	if ((s = cli_session_mail(&o)) == NULL)
 		goto out_free;
 	if ((m = sp_mbox_msg(sp_session_mbox(s), ids[0])) == NULL) {
 		fprintf(stderr, "sealpost: no message %llu\n",
@@ -302,7 +326,7 @@ cmd_mv(int argc, char **argv)
 	}
 	if (ids_arg(&o, 0, o.nargs - 1, &ids, &n) != 0)
 		return 2;
-	if ((s = cli_session(&o, 0)) == NULL)
+	if ((s = cli_session_mail(&o)) == NULL)
 		goto out_free;
 	if ((f = folder_arg(sp_session_mbox(s), o.args[o.nargs - 1])) ==
 	    NULL)
@@ -336,7 +360,7 @@ cmd_rm(int argc, char **argv)
 		return 2;
 	if (ids_arg(&o, 0, o.nargs, &ids, &n) != 0)
 		return 2;
-	if ((s = cli_session(&o, 0)) == NULL)
+	if ((s = cli_session_mail(&o)) == NULL)
 		goto out_free;
 	if (sp_mbox_delete(sp_session_mbox(s), sp_session_client(s), ids, n,
 	    err, sizeof(err)) != 0) {
@@ -380,7 +404,7 @@ cmd_flag(int argc, char **argv)
 			bit = flag_names[i].bit;
 	if (ids_arg(&o, 1, o.nargs, &ids, &n) != 0)
 		return 2;
-	if ((s = cli_session(&o, 0)) == NULL)
+	if ((s = cli_session_mail(&o)) == NULL)
 		goto out_free;
 	kw = name;
 	if (sp_mbox_set_flags(sp_session_mbox(s), sp_session_client(s), ids,
@@ -486,7 +510,7 @@ cmd_export(int argc, char **argv)
 		    "FILE [--folder NAME]\n");
 		return 2;
 	}
-	if ((s = cli_session(&o, 0)) == NULL)
+	if ((s = cli_session_mail(&o)) == NULL)
 		return 1;
 	if (only && folder_arg(sp_session_mbox(s), only) == NULL)
 		goto out;
@@ -584,19 +608,65 @@ out:
 
 /* ---- import ----------------------------------------------------------- */
 
-static int
-import_one(sp_session *s, uint32_t folder, uint32_t flags,
-    const uint8_t *msg, size_t len)
-{
-	struct sp_mbox_add a = { .folder = folder, .flags = flags };
-	char err[512] = "";
+/* Messages wait here and go to the server 128 at a time. */
+#define IMPORT_BATCH 128
 
-	if (sp_mbox_add(sp_session_mbox(s), sp_session_client(s), &a, msg, len,
-	    NULL, err, sizeof(err)) != 0) {
-		fprintf(stderr, "\nsealpost: import: %s\n", err);
+struct importer {
+	sp_session *s;
+	uint32_t folder;
+	uint8_t *msgs[IMPORT_BATCH];
+	size_t lens[IMPORT_BATCH];
+	struct sp_mbox_add adds[IMPORT_BATCH];
+	size_t n, done, total;
+};
+
+static int
+import_flush(struct importer *im)
+{
+	char err[512] = "";
+	size_t i, done = 0;
+	int rc;
+
+	if (im->n == 0)
+		return 0;
+	rc = sp_mbox_add_many(sp_session_mbox(im->s),
+	    sp_session_client(im->s), im->adds,
+	    (const uint8_t *const *)im->msgs, im->lens, im->n, &done, err,
+	    sizeof(err));
+	for (i = 0; i < im->n; i++) {
+		sodium_memzero(im->msgs[i], im->lens[i]);
+		free(im->msgs[i]);
+	}
+	im->n = 0;
+	im->done += done;
+	cli_progress((void *)(uintptr_t)"importing", im->done, im->total);
+	if (rc != 0) {
+		fprintf(stderr, "\nsealpost: import: %s (%zu messages were "
+		    "imported before this)\n", err, im->done);
 		return -1;
 	}
 	return 0;
+}
+
+/* Takes a copy of msg into the batch. */
+static int
+import_one(struct importer *im, uint32_t flags, const uint8_t *msg,
+    size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (copy == NULL) {
+		fprintf(stderr, "sealpost: import: out of memory\n");
+		return -1;
+	}
+	memcpy(copy, msg, len);
+	im->msgs[im->n] = copy;
+	im->lens[im->n] = len;
+	memset(&im->adds[im->n], 0, sizeof(im->adds[im->n]));
+	im->adds[im->n].folder = im->folder;
+	im->adds[im->n].flags = flags;
+	im->n++;
+	return im->n == IMPORT_BATCH ? import_flush(im) : 0;
 }
 
 static uint8_t *
@@ -638,7 +708,7 @@ slurp(const char *path, size_t *len_r)
 
 /* Splits an mbox (mboxrd/mboxo: un-quotes ">From ") into messages. */
 static int
-import_mbox(sp_session *s, uint32_t folder, const char *path)
+import_mbox(struct importer *im, const char *path)
 {
 	uint8_t *b, *msg = NULL;
 	size_t len = 0, i, start, count = 0, done = 0;
@@ -686,6 +756,7 @@ import_mbox(sp_session *s, uint32_t folder, const char *path)
 			if (pass == 0) {
 				count++;
 				i = end;
+				im->total = count;
 				continue;
 			}
 			/* copy lines, un-quoting >From, dropping the blank
@@ -693,8 +764,10 @@ import_mbox(sp_session *s, uint32_t folder, const char *path)
 			{
 				size_t j = start, stop = end;
 
-				if (stop < len && stop >= start + 1 &&
-				    b[stop - 1] == '\n')
+				/* the blank line that ends every message in
+				 * an mbox, the last one's included */
+				if (stop >= start + 2 && b[stop - 1] == '\n' &&
+				    b[stop - 2] == '\n')
 					stop--;
 				while (j < stop) {
 					const uint8_t *e = memchr(b + j, '\n',
@@ -712,11 +785,13 @@ import_mbox(sp_session *s, uint32_t folder, const char *path)
 					j = le;
 				}
 			}
-			rc = import_one(s, folder, 0, msg, m);
-			cli_progress((void *)(uintptr_t)"importing", ++done, count);
+			rc = import_one(im, 0, msg, m);
+			done++;
 			i = end;
 		}
 	}
+	if (rc == 0)
+		rc = import_flush(im);
 	sodium_memzero(msg, len);
 	free(msg);
 	free(b);
@@ -748,7 +823,7 @@ name_cmp(const void *a, const void *b)
 }
 
 static int
-import_maildir(sp_session *s, uint32_t folder, const char *dir)
+import_maildir(struct importer *im, const char *dir)
 {
 	static const char *const subs[] = { "cur", "new" };
 	char **names = NULL, path[4200];
@@ -795,6 +870,7 @@ import_maildir(sp_session *s, uint32_t folder, const char *dir)
 		goto out;
 	}
 	qsort(names, n, sizeof(*names), name_cmp);
+	im->total = n;
 	for (i = 0; i < n && rc == 0; i++) {
 		size_t len = 0;
 		uint8_t *b = slurp(names[i], &len);
@@ -805,11 +881,12 @@ import_maildir(sp_session *s, uint32_t folder, const char *dir)
 			rc = -1;
 			break;
 		}
-		rc = import_one(s, folder, maildir_flags(names[i]), b, len);
+		rc = import_one(im, maildir_flags(names[i]), b, len);
 		sodium_memzero(b, len);
 		free(b);
-		cli_progress((void *)(uintptr_t)"importing", i + 1, n);
 	}
+	if (rc == 0)
+		rc = import_flush(im);
 	if (rc == 0)
 		printf("imported %zu messages\n", n);
 out:
@@ -837,11 +914,21 @@ cmd_import(int argc, char **argv)
 		    "FILE [--folder NAME]\n");
 		return 2;
 	}
-	if ((s = cli_session(&o, 0)) == NULL)
+	if ((s = cli_session_mail(&o)) == NULL)
 		return 1;
-	if ((f = folder_arg(sp_session_mbox(s), into)) != NULL)
-		rc = (mbox ? import_mbox(s, f->id, mbox) :
-		    import_maildir(s, f->id, maildir)) == 0 ? 0 : 1;
+	if ((f = folder_arg(sp_session_mbox(s), into)) != NULL) {
+		struct importer *im = calloc(1, sizeof(*im));
+
+		if (im) {
+			im->s = s;
+			im->folder = f->id;
+			rc = (mbox ? import_mbox(im, mbox) :
+			    import_maildir(im, maildir)) == 0 ? 0 : 1;
+			while (im->n > 0)
+				free(im->msgs[--im->n]);
+			free(im);
+		}
+	}
 	sp_session_close(s);
 	return rc;
 }

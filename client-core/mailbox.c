@@ -1617,6 +1617,175 @@ out:
 	return rc;
 }
 
+/* Opens a fetched body envelope into "sig u8 || signer [32] || body"
+ * (sodium_malloc'd: it is plaintext). */
+static int
+body_open(sp_mbox *mb, const uint8_t *blob, size_t blen, uint8_t **out_r,
+    size_t *len_r)
+{
+	sp_envelope *e = NULL;
+	uint8_t *plain, pk[32];
+	size_t n;
+	int rc;
+
+	*out_r = NULL;
+	if ((rc = sp_envelope_open(blob, blen, mb->ks, &e)) != 0)
+		return rc;
+	if (sp_envelope_kind(e) != SP_ENVELOPE_KIND_BODY) {
+		sp_envelope_close(e);
+		return SP_EFORMAT;
+	}
+	n = (size_t)sp_envelope_content_length(e);
+	if ((plain = sodium_malloc(33 + n + 1)) == NULL) {
+		sp_envelope_close(e);
+		return SP_ENOMEM;
+	}
+	memset(plain, 0, 33);
+	if ((rc = sp_envelope_read_all(e, plain + 33, n)) == 0 &&
+	    sp_envelope_signer(e, pk) == 1) {
+		plain[0] = SP_MBOX_SIG_VALID;
+		memcpy(plain + 1, pk, 32);
+	}
+	sp_envelope_close(e);
+	if (rc != 0) {
+		sodium_free(plain);
+		return rc;
+	}
+	*out_r = plain;
+	*len_r = 33 + n;
+	return 0;
+}
+
+#define FETCH_WINDOW 32
+#define FETCH_COMMIT 64
+
+int
+sp_mbox_fetch_bodies(sp_mbox *mb, sp_client *c,
+    void (*progress)(void *, uint64_t, uint64_t), void *arg,
+    size_t *failed_r, char *err, size_t errlen)
+{
+	struct sp_client_msg *m = NULL;
+	struct sp_frame f;
+	sp_cache_batch *b = NULL;
+	uint64_t *want = NULL, reqs[FETCH_WINDOW];
+	size_t nwant = 0, sent = 0, got = 0, inbatch = 0, failed = 0, i;
+	int rc = 0;
+
+	if (failed_r)
+		*failed_r = 0;
+	if ((want = calloc(mb->nmsgs + 1, sizeof(*want))) == NULL)
+		return SP_ENOMEM;
+	for (i = 0; i < mb->nmsgs; i++) {
+		uint8_t key[8], *v = NULL;
+		size_t vlen = 0;
+
+		if (mb->msgs[i]->m.meta.blob_id_len != 32)
+			continue;
+		sp_put_be64(key, mb->msgs[i]->m.id);
+		if (sp_cache_get(mb->cache, SP_CACHE_T_BODY, key, 8, &v,
+		    &vlen) == 0) {
+			sodium_memzero(v, vlen);
+			free(v);
+			continue;
+		}
+		want[nwant++] = mb->msgs[i]->m.id;
+	}
+	while (got < nwant && rc == 0) {
+		const struct msg *x;
+		uint8_t *blob = NULL, *plain = NULL, key[8];
+		size_t blen = 0, plen = 0;
+
+		/* keep the window full */
+		while (sent < nwant && sent - got < FETCH_WINDOW) {
+			x = msg_get(mb, want[sent]);
+			sp_frame_init(&f, SP_MSG_BLOB_GET, 0);
+			sp_frame_set_bytes(&f, SP_F_BLOB_ID, x->m.meta.blob_id,
+			    32);
+			sp_frame_set_uint(&f, SP_F_INDEX, 0);
+			if ((rc = sp_client_send(c, &f,
+			    &reqs[sent % FETCH_WINDOW])) != 0) {
+				snprintf(err, errlen, "fetching bodies: the "
+				    "connection closed");
+				goto out;
+			}
+			sent++;
+		}
+		x = msg_get(mb, want[got]);
+		rc = sp_client_wait(c, reqs[got % FETCH_WINDOW], &m);
+		if ((rc = sp_client_expect(rc, m, SP_MSG_BLOB_DATA,
+		    "fetching bodies", err, errlen)) != 0) {
+			if (rc == SP_ESERVER) {        /* that blob is gone */
+				failed++;
+				rc = 0;
+				got++;
+			}
+			sp_client_msg_free(m);
+			m = NULL;
+			continue;
+		}
+		if (m->f.f[SP_F_SIZE].u <= BLOB_CHUNK &&
+		    m->f.f[SP_F_DATA].len == m->f.f[SP_F_SIZE].u) {
+			uint8_t h[32];
+
+			blen = m->f.f[SP_F_DATA].len;
+			crypto_generichash(h, 32, m->f.f[SP_F_DATA].ptr, blen,
+			    NULL, 0);
+			rc = sodium_memcmp(h, x->m.meta.blob_id, 32) == 0 ?
+			    body_open(mb, m->f.f[SP_F_DATA].ptr, blen, &plain,
+			    &plen) : SP_EAUTH;
+		} else {
+			/* larger than one chunk: fetch it whole */
+			rc = blob_get(c, x->m.meta.blob_id, &blob, &blen, err,
+			    errlen);
+			if (rc == 0)
+				rc = body_open(mb, blob, blen, &plain, &plen);
+			free(blob);
+		}
+		sp_client_msg_free(m);
+		m = NULL;
+		got++;
+		if (rc == SP_ENOMEM || rc == EPIPE || rc == ETIMEDOUT)
+			goto out;
+		if (rc != 0) {
+			failed++;
+			rc = 0;
+			continue;
+		}
+		if (b == NULL && (rc = sp_cache_begin(mb->cache, &b)) != 0) {
+			sodium_free(plain);
+			goto out;
+		}
+		sp_put_be64(key, x->m.id);
+		rc = sp_cache_batch_put(b, SP_CACHE_T_BODY, key, 8, plain, plen);
+		sodium_free(plain);
+		if (rc == 0 && ++inbatch == FETCH_COMMIT) {
+			rc = sp_cache_commit(b);
+			b = NULL;
+			inbatch = 0;
+		}
+		if (progress && rc == 0)
+			progress(arg, got, nwant);
+	}
+	if (b != NULL) {
+		if (rc == 0)
+			rc = sp_cache_commit(b);
+		else
+			sp_cache_abort(b);
+		b = NULL;
+	}
+	if (rc != 0)
+		set_err(err, errlen, "caching bodies", rc);
+out:
+	/* replies still in flight are dropped with the connection's queue */
+	if (b)
+		sp_cache_abort(b);
+	sp_client_msg_free(m);
+	free(want);
+	if (failed_r)
+		*failed_r = failed;
+	return rc;
+}
+
 /* ---- changes ------------------------------------------------------------- */
 
 /* Seals and APPENDs records (each a plaintext of the given kinds), then
@@ -2103,6 +2272,84 @@ sp_mbox_add(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
 	if (rc != 0)
 		return rc;
 	return sp_mbox_add_uploaded(mb, c, a, msg, len, id, id_r, err, errlen);
+}
+
+int
+sp_mbox_add_many(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
+    const uint8_t *const *msgs, const size_t *lens, size_t n, size_t *done_r,
+    char *err, size_t errlen)
+{
+	struct sp_client_msg *m = NULL;
+	struct sp_frame f;
+	uint8_t *env[APPEND_MAX], id[32];
+	size_t elen[APPEND_MAX], i, k = 0, done = 0;
+	int rc = 0;
+
+	if (done_r)
+		*done_r = 0;
+	for (i = 0; i < n && rc == 0; i++) {
+		struct sp_meta summary;
+		uint8_t *body = NULL, *meta = NULL;
+		size_t blen = 0, mlen = 0;
+
+		if (folder_get(mb, a[i].folder) == NULL) {
+			snprintf(err, errlen, "no such folder");
+			rc = ENOENT;
+			break;
+		}
+		if ((rc = seal_own(mb, SP_ENVELOPE_KIND_BODY, msgs[i], lens[i],
+		    a[i].sign, &body, &blen)) != 0) {
+			set_err(err, errlen, "sealing the message", rc);
+			break;
+		}
+		rc = sp_mbox_blob_put(c, body, blen, id, err, errlen);
+		free(body);
+		if (rc != 0)
+			break;
+		if (sp_summary_from_message(msgs[i], lens[i], &summary) != 0) {
+			memset(&summary, 0, sizeof(summary));
+			summary.size = lens[i];
+			summary.has_size = 1;
+		}
+		rc = own_meta(mb, &a[i], &summary, id, &meta, &mlen);
+		sp_meta_finish(&summary);
+		if (rc == 0)
+			rc = seal_own(mb, SP_ENVELOPE_KIND_META, meta, mlen,
+			    a[i].sign, &env[k], &elen[k]);
+		if (meta) {
+			sodium_memzero(meta, mlen);
+			free(meta);
+		}
+		if (rc != 0) {
+			set_err(err, errlen, "sealing the message", rc);
+			break;
+		}
+		k++;
+		if (k < APPEND_MAX && i + 1 < n)
+			continue;
+		sp_frame_init(&f, SP_MSG_APPEND, 0);
+		for (size_t j = 0; j < k && rc == 0; j++)
+			rc = sp_frame_add_item(&f, SP_F_RECORDS, env[j], elen[j],
+			    0);
+		if (rc == 0 && (rc = call(c, &f, SP_MSG_APPENDED,
+		    "saving the messages", &m, err, errlen)) == 0) {
+			sp_client_msg_free(m);
+			done += k;
+		}
+		while (k > 0)
+			free(env[--k]);
+	}
+	while (k > 0)
+		free(env[--k]);
+	if (done_r)
+		*done_r = done;
+	if (rc == 0 || done > 0) {
+		int src = sp_mbox_sync(mb, c, rc ? NULL : err, rc ? 0 : errlen);
+
+		if (rc == 0)
+			rc = src;
+	}
+	return rc;
 }
 
 int

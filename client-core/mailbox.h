@@ -159,6 +159,17 @@ int sp_mbox_body(sp_mbox *mb, sp_client *c, uint64_t id, uint8_t **body_r,
     size_t *len_r, enum sp_mbox_sig *sig_r, uint8_t signer_pk[32],
     char *err, size_t errlen);
 
+/*
+ * Fetches, decrypts, verifies and caches the body of every message not
+ * cached yet (an initial sync of a new device), pipelined; the cache
+ * commits every 64 bodies.  A body that fails to open or verify is
+ * skipped and counted in *failed_r (may be NULL); sp_mbox_body() on it
+ * later says why.  progress (may be NULL) gets (done, total).
+ */
+int sp_mbox_fetch_bodies(sp_mbox *mb, sp_client *c,
+    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg,
+    size_t *failed_r, char *err, size_t errlen);
+
 /* ---- changing: append records, then pull and apply -------------------- */
 
 /* Flags and keywords: adds then removes, for each message of ids. */
@@ -221,6 +232,13 @@ int sp_mbox_add(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
 int sp_mbox_add_uploaded(sp_mbox *mb, sp_client *c,
     const struct sp_mbox_add *a, const uint8_t *msg, size_t len,
     const uint8_t blob_id[32], uint64_t *id_r, char *err, size_t errlen);
+
+/* Adds n messages (a[i] for msgs[i]) with one APPEND per 128 and one
+ * pull at the end: the import path.  On error the messages before the
+ * failing one may have been added (*done_r, may be NULL, says how many). */
+int sp_mbox_add_many(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
+    const uint8_t *const *msgs, const size_t *lens, size_t n, size_t *done_r,
+    char *err, size_t errlen);
 
 /* Uploads an envelope as a blob (BLOB_BEGIN/CHUNK/FINISH, resuming),
  * and puts its id in id_r. */

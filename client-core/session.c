@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,6 +138,86 @@ connect_to(const struct sp_session *s, sp_client **c_r, char *err,
 	return rc;
 }
 
+static int
+cache_exists(const char *dir)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/cache.key", dir);
+	return access(path, F_OK) == 0;
+}
+
+/* "session" in the cache: token [32] || the serialized key set. */
+static int
+session_save(sp_session *s)
+{
+	uint8_t *ks = NULL, *v = NULL;
+	size_t kslen = 0;
+	int rc;
+
+	if ((rc = sp_keyset_serialize(s->ks, &ks, &kslen)) != 0)
+		return rc;
+	if ((v = sodium_malloc(32 + kslen)) == NULL) {
+		sodium_free(ks);
+		return SP_ENOMEM;
+	}
+	memcpy(v, s->token, 32);
+	memcpy(v + 32, ks, kslen);
+	rc = sp_cache_put(s->cache, SP_CACHE_T_STATE, "session", 7, v,
+	    32 + kslen);
+	sodium_free(ks);
+	sodium_free(v);
+	return rc;
+}
+
+static int
+session_resume(sp_session *s)
+{
+	struct sp_frame f;
+	struct sp_client_msg *m = NULL;
+	uint8_t *v = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = sp_cache_get(s->cache, SP_CACHE_T_STATE, "session", 7, &v,
+	    &len)) != 0)
+		return rc;
+	if (len <= 32 || (rc = sp_keyset_parse(v + 32, len - 32,
+	    &s->ks)) != 0) {
+		rc = SP_EFORMAT;
+		goto out;
+	}
+	memcpy(s->token, v, 32);
+	sp_frame_init(&f, SP_MSG_RESUME, 0);
+	sp_frame_set_bytes(&f, SP_F_TOKEN, s->token, 32);
+	rc = sp_client_call(s->c, &f, &m);
+	if (rc != 0 || m->f.type != SP_MSG_RESUME_OK ||
+	    m->f.f[SP_F_ADDRESS].len != strlen(s->set.address) ||
+	    strncasecmp((const char *)m->f.f[SP_F_ADDRESS].ptr,
+	    s->set.address, m->f.f[SP_F_ADDRESS].len) != 0)
+		rc = rc ? rc : SP_EAUTH;
+	if (rc == EPIPE || rc == ETIMEDOUT) {
+		/* The server closed on us: a fresh connection for login. */
+		char err[64];
+
+		sp_client_close(s->c);
+		s->c = NULL;
+		if (connect_to(s, &s->c, err, sizeof(err)) != 0)
+			s->c = NULL;
+	}
+out:
+	if (rc != 0) {
+		sp_keyset_destroy(s->ks);
+		s->ks = NULL;
+	}
+	sp_client_msg_free(m);
+	if (v) {
+		sodium_memzero(v, len);
+		free(v);
+	}
+	return rc;
+}
+
 int
 sp_session_open(const struct sp_session_opts *o, sp_session **s_r,
     char *err, size_t errlen)
@@ -189,13 +270,31 @@ sp_session_open(const struct sp_session_opts *o, sp_session **s_r,
 	}
 	if ((rc = connect_to(s, &s->c, err, errlen)) != 0)
 		goto fail;
+	/* A device that logged in before resumes its session: the token and
+	 * keys wait in the cache, under the password-wrapped local key, so
+	 * no login (and no second Argon2id) is needed. */
+	if (cache_exists(o->cache_dir)) {
+		if ((rc = cache_open(o->cache_dir, o->password,
+		    o->password_len, &s->cache, err, errlen)) != 0)
+			goto fail;
+		if (session_resume(s) == 0)
+			goto logged_in;
+	}
+	if (s->c == NULL && (rc = connect_to(s, &s->c, err, errlen)) != 0)
+		goto fail;
 	if ((rc = sp_account_login(s->c, s->set.address, o->password,
 	    o->password_len, s->device, &s->ks, s->token, &last, err,
 	    errlen)) != 0)
 		goto fail;
-	if ((rc = cache_open(o->cache_dir, o->password, o->password_len,
-	    &s->cache, err, errlen)) != 0)
+	if (s->cache == NULL && (rc = cache_open(o->cache_dir, o->password,
+	    o->password_len, &s->cache, err, errlen)) != 0)
 		goto fail;
+	if ((rc = session_save(s)) != 0) {
+		snprintf(err, errlen, "saving the session: %s",
+		    sp_strerror(rc));
+		goto fail;
+	}
+logged_in:
 	/* Remember the settings only once they worked. */
 	if ((rc = conf_write(o->cache_dir, &s->set)) != 0) {
 		snprintf(err, errlen, "%s/%s: %s", o->cache_dir, CONF_NAME,
@@ -247,6 +346,8 @@ sp_session_logout(sp_session *s, char *err, size_t errlen)
 	rc = sp_client_call(s->c, &f, &m);
 	rc = sp_client_expect(rc, m, SP_MSG_OK, "logout", err, errlen);
 	sp_client_msg_free(m);
+	/* Forget the session here too, whatever the server said. */
+	(void)sp_cache_del(s->cache, SP_CACHE_T_STATE, "session", 7);
 	sp_session_close(s);
 	return rc;
 }
