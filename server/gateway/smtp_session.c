@@ -26,7 +26,7 @@
 
 #define DEFAULT_MAX_SIZE (25u * 1024 * 1024)
 #define DEFAULT_MAX_RCPTS 100
-#define DEFAULT_MAX_ERRORS 10
+#define DEFAULT_MAX_ERRORS 20
 #define MSG_INITIAL (64u * 1024)
 
 enum state {

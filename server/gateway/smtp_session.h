@@ -48,7 +48,7 @@ struct sp_smtp_session_opts {
 	size_t max_rcpts;        /* per transaction; 0 = 100 */
 	size_t line_margin;      /* accepted past 512 octets per line */
 	int tls_available;       /* offer STARTTLS */
-	unsigned max_errors;     /* bad commands before 421; 0 = 10 */
+	unsigned max_errors;     /* refused commands before 421; 0 = 20 */
 };
 
 enum sp_smtp_event {

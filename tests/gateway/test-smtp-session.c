@@ -458,11 +458,11 @@ static void
 t_errors_close(void)
 {
 	struct drive d;
-	char in[512];
+	char in[1024];
 	int i;
 
 	in[0] = '\0';
-	for (i = 0; i < 12; i++)
+	for (i = 0; i < 22; i++)
 		strcat(in, "BOGUS\r\n");
 	script(&d, &opts, in);
 	CHECK(d.closed);
