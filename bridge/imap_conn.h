@@ -1,0 +1,98 @@
+/*
+ * One IMAP connection, shared between the server (imap_server.c: sockets,
+ * TLS, timers) and the command handlers (imap_cmd.c, imap_search.c).
+ * Everything here runs on the libuv loop thread.
+ */
+#ifndef SP_BRIDGE_IMAP_CONN_H
+#define SP_BRIDGE_IMAP_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "bridge/bridge_account.h"
+#include "bridge/imap_out.h"
+#include "bridge/imap_parse.h"
+
+enum imap_state {
+	IMAP_S_NOTAUTH = 1,
+	IMAP_S_AUTH = 2,
+	IMAP_S_SELECTED = 4,
+	IMAP_S_LOGOUT = 8,
+};
+
+/* A message as this connection last told its client about it. */
+struct imap_view_msg {
+	uint32_t uid;
+	uint64_t id;
+	uint32_t flags;
+	uint64_t modseq;
+	int recent;
+};
+
+struct imap_server;
+
+struct imap_conn {
+	struct imap_server *srv;
+	struct imap_conn *next, *prev;
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	int handles_open;        /* uv handles still to close */
+	SSL *ssl;                /* NULL: plain */
+	BIO *rbio, *wbio;        /* network side of the TLS memory BIOs */
+	int tls_implicit;
+	int closing;
+	imap_parser *parser;
+	struct imap_out out;     /* response text not yet written */
+	enum imap_state state;
+	bridge_account *acct;
+	/* SELECTED */
+	uint32_t folder;         /* UIDVALIDITY too */
+	int readonly;
+	struct imap_view_msg *view;
+	size_t nview, view_cap;
+	uint32_t view_uidnext;
+	uint64_t view_modseq;
+	uint32_t *search_saved;  /* SEARCHRES $ (not offered yet) */
+	/* ENABLEd */
+	int condstore, qresync, utf8, rev2;
+	int idling;
+	char idle_tag[128];
+	int auth_pending;        /* AUTHENTICATE PLAIN waits for its line */
+	char auth_tag[128];
+	int starttls_now;        /* switch to TLS after this reply */
+	int allow_expunge;       /* untagged EXPUNGE may be sent now */
+	uint64_t id;             /* for log lines */
+};
+
+/* Server side, used by handlers. */
+int imap_server_starttls(struct imap_conn *c);
+int imap_server_tls_available(const struct imap_conn *c);
+bridge_account *imap_server_find_account(struct imap_server *s,
+    const char *user);
+void imap_conn_flush(struct imap_conn *c);
+void imap_conn_log(const struct imap_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Handlers (imap_cmd.c). */
+void imap_cmd_greeting(struct imap_conn *c);
+/* Runs one parsed command (or a raw continuation line). */
+void imap_cmd_run(struct imap_conn *c, struct imap_command *cmd);
+/* The model changed: IDLE clients get their untagged updates now. */
+void imap_cmd_changed(struct imap_conn *c);
+void imap_cmd_conn_finish(struct imap_conn *c);
+
+/* The parsed message id of the selected account (from a small shared
+ * cache; valid until the next call).  NULL with err.  Lock held. */
+struct imap_msg *imap_cmd_body(struct imap_conn *c, uint64_t id, char *err,
+    size_t errlen);
+
+/* SEARCH (imap_search.c): matches msgs (the view order) against the
+ * criteria in args; results[i] = 1 for a match.  0, or -1 with *error_r
+ * (BAD).  Lock held. */
+int imap_search_run(struct imap_conn *c, const struct imap_arg *args,
+    size_t nargs, uint8_t *results, const char **error_r);
+
+#endif

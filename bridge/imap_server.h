@@ -1,0 +1,50 @@
+/*
+ * The bridge's IMAP listener on the libuv loop: plain with STARTTLS and
+ * implicit TLS (both TLS 1.2+, OpenSSL over memory BIOs), per-connection
+ * output buffering with back-pressure, idle timeouts (60 s before login,
+ * 30 min after, as RFC 3501 5.4 asks), and wake-ups from the accounts'
+ * follow threads so IDLE clients hear of changes at once.
+ *
+ * The server logs one line per connection event to stderr (programs log;
+ * this file belongs to the program): never content, never secrets.
+ */
+#ifndef SP_BRIDGE_IMAP_SERVER_H
+#define SP_BRIDGE_IMAP_SERVER_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "bridge/bridge_account.h"
+
+struct imap_server;
+
+struct imap_server_opts {
+	const char *host;        /* "127.0.0.1" */
+	int port;                /* STARTTLS port; 0 = any free one */
+	int tls_port;            /* implicit TLS; -1 = none, 0 = any free */
+	const char *cert_file, *key_file;
+	bridge_account **accounts; /* the server does not own them */
+	size_t naccounts;
+};
+
+int imap_server_create(uv_loop_t *loop, const struct imap_server_opts *o,
+    struct imap_server **s_r, char *err, size_t errlen);
+/* The ports bound (after create). */
+int imap_server_port(const struct imap_server *s);
+int imap_server_tls_port(const struct imap_server *s);
+/* Thread-safe: the model of some account changed. */
+void imap_server_wake(void *s);
+/* Closes the listeners and every connection (BYE); the loop then ends. */
+void imap_server_shutdown(struct imap_server *s);
+/* After the loop ended. */
+void imap_server_destroy(struct imap_server *s);
+
+/* Makes DIR/cert.pem and DIR/key.pem unless both exist: a P-256 key and a
+ * self-signed certificate for 127.0.0.1 and localhost that is not a CA
+ * (basicConstraints CA:FALSE), so it cannot sign other certificates if
+ * it leaks.  Paths of the files go to cert_r and key_r. */
+int bridge_cert_ensure(const char *dir, char *cert_r, char *key_r,
+    size_t cap, char *err, size_t errlen);
+
+#endif

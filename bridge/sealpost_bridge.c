@@ -1,0 +1,388 @@
+/*
+ * sealpost-bridge: serves the user's decrypted mail to ordinary mail
+ * clients over IMAP on 127.0.0.1.
+ *
+ *   sealpost-bridge --home DIR accounts add --address A --server HOST:PORT
+ *       --ca FILE [--password-file F]
+ *   sealpost-bridge --home DIR accounts [list]
+ *   sealpost-bridge --home DIR serve --imap HOST:PORT [--imaps HOST:PORT]
+ *       [--password-file F]...
+ *
+ * Accounts live in DIR/accounts/ADDRESS/ (settings, encrypted cache, the
+ * generated bridge password); the TLS certificate in DIR/tls/.  Account
+ * passwords for unlocking come from --password-file (one per account, in
+ * the order `accounts` lists them; one file serves all), else from
+ * $SEALPOST_PASSWORD.  Log lines go to stderr and never carry mail content
+ * or secrets.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "bridge/bridge_account.h"
+#include "bridge/imap_server.h"
+#include "client-core/session.h"
+#include "crypto/error.h"
+
+#define MAX_ACCOUNTS 64
+
+static int
+usage(FILE *f)
+{
+	fprintf(f, "usage:\n"
+	    "  sealpost-bridge --home DIR accounts add --address A "
+	    "--server HOST:PORT --ca FILE [--password-file F]\n"
+	    "  sealpost-bridge --home DIR accounts [list]\n"
+	    "  sealpost-bridge --home DIR serve --imap HOST:PORT "
+	    "[--imaps HOST:PORT] [--password-file F]...\n");
+	return f == stderr ? 2 : 0;
+}
+
+/* A password into sodium_malloc memory: first line of file, or env. */
+static char *
+read_password(const char *file, size_t *len_r)
+{
+	char *pw = sodium_malloc(1024);
+	const char *env = getenv("SEALPOST_PASSWORD");
+	size_t n;
+	FILE *f;
+
+	if (pw == NULL)
+		return NULL;
+	pw[0] = 0;
+	if (file) {
+		if ((f = fopen(file, "r")) == NULL || fgets(pw, 1024, f) ==
+		    NULL) {
+			fprintf(stderr, "sealpost-bridge: %s: cannot read a "
+			    "password\n", file);
+			if (f)
+				fclose(f);
+			sodium_free(pw);
+			return NULL;
+		}
+		fclose(f);
+	} else if (env) {
+		snprintf(pw, 1024, "%s", env);
+	}
+	n = strlen(pw);
+	while (n > 0 && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+		pw[--n] = 0;
+	if (n == 0) {
+		fprintf(stderr, "sealpost-bridge: no password (use "
+		    "--password-file or SEALPOST_PASSWORD)\n");
+		sodium_free(pw);
+		return NULL;
+	}
+	*len_r = n;
+	return pw;
+}
+
+static int
+split_hostport(const char *v, char *host, size_t cap, int *port)
+{
+	const char *colon = strrchr(v, ':');
+
+	if (colon == NULL || colon == v || (size_t)(colon - v) >= cap)
+		return -1;
+	*port = atoi(colon + 1);
+	if (*port < 0 || *port > 65535)
+		return -1;
+	memcpy(host, v, (size_t)(colon - v));
+	host[colon - v] = 0;
+	return 0;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Account directory names (addresses), sorted; *n_r of them. */
+static char **
+account_names(const char *home, size_t *n_r)
+{
+	char path[4096], **v = NULL;
+	struct dirent *e;
+	DIR *d;
+	size_t n = 0;
+
+	*n_r = 0;
+	snprintf(path, sizeof(path), "%s/accounts", home);
+	if ((d = opendir(path)) == NULL)
+		return NULL;
+	while ((e = readdir(d)) != NULL && n < MAX_ACCOUNTS) {
+		char **nv;
+
+		if (e->d_name[0] == '.' || strchr(e->d_name, '@') == NULL)
+			continue;
+		if ((nv = realloc(v, (n + 1) * sizeof(*v))) == NULL)
+			break;
+		v = nv;
+		if ((v[n] = strdup(e->d_name)) == NULL)
+			break;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_str);
+	*n_r = n;
+	return v;
+}
+
+static void
+free_names(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int
+cmd_accounts_add(const char *home, int argc, char **argv)
+{
+	const char *address = NULL, *server = NULL, *ca = NULL, *pwfile = NULL;
+	char host[256], dir[4096], err[512] = "", pass[BRIDGE_PASS_LEN + 1];
+	struct sp_session_opts so;
+	sp_session *s = NULL;
+	size_t pwlen;
+	char *pw;
+	int i, port, rc;
+
+	for (i = 0; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--address") == 0)
+			address = argv[i + 1];
+		else if (strcmp(argv[i], "--server") == 0)
+			server = argv[i + 1];
+		else if (strcmp(argv[i], "--ca") == 0)
+			ca = argv[i + 1];
+		else if (strcmp(argv[i], "--password-file") == 0)
+			pwfile = argv[i + 1];
+		else
+			return usage(stderr);
+	}
+	if (i != argc || address == NULL || server == NULL ||
+	    strchr(address, '/') || address[0] == '.' ||
+	    split_hostport(server, host, sizeof(host), &port) != 0)
+		return usage(stderr);
+	if ((pw = read_password(pwfile, &pwlen)) == NULL)
+		return 2;
+	snprintf(dir, sizeof(dir), "%s/accounts", home);
+	(void)mkdir(home, 0700);
+	(void)mkdir(dir, 0700);
+	snprintf(dir, sizeof(dir), "%s/accounts/%s", home, address);
+	memset(&so, 0, sizeof(so));
+	so.cache_dir = dir;
+	so.host = host;
+	so.port = port;
+	so.ca_file = ca;
+	so.address = address;
+	so.password = pw;
+	so.password_len = pwlen;
+	so.device = "sealpost-bridge";
+	rc = sp_session_open(&so, &s, err, sizeof(err));
+	sodium_free(pw);
+	if (rc != 0) {
+		fprintf(stderr, "sealpost-bridge: %s\n", err);
+		return 1;
+	}
+	sp_session_close(s);
+	if ((rc = bridge_account_make_password(dir)) != 0 ||
+	    (rc = bridge_account_read_password(dir, pass, sizeof(pass))) !=
+	    0) {
+		fprintf(stderr, "sealpost-bridge: bridge password: %s\n",
+		    sp_strerror(rc));
+		return 1;
+	}
+	printf("account %s added\nbridge password (for your mail client): "
+	    "%s\n", address, pass);
+	sodium_memzero(pass, sizeof(pass));
+	return 0;
+}
+
+static int
+cmd_accounts_list(const char *home)
+{
+	char **names, dir[4096], pass[BRIDGE_PASS_LEN + 1];
+	size_t n, i;
+
+	names = account_names(home, &n);
+	for (i = 0; i < n; i++) {
+		snprintf(dir, sizeof(dir), "%s/accounts/%s", home, names[i]);
+		if (bridge_account_read_password(dir, pass, sizeof(pass)) != 0)
+			snprintf(pass, sizeof(pass), "(none)");
+		printf("%s %s\n", names[i], pass);
+	}
+	sodium_memzero(pass, sizeof(pass));
+	if (n == 0)
+		fprintf(stderr, "sealpost-bridge: no accounts in %s\n", home);
+	free_names(names, n);
+	return 0;
+}
+
+static struct imap_server *the_server;
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+	fprintf(stderr, "sealpost-bridge: signal %d, stopping\n", signum);
+	if (the_server)
+		imap_server_shutdown(the_server);
+	uv_close((uv_handle_t *)h, NULL);
+}
+
+static void
+close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static int
+cmd_serve(const char *home, int argc, char **argv)
+{
+	const char *pwfiles[MAX_ACCOUNTS], *imap = NULL, *imaps = NULL;
+	struct imap_server_opts so;
+	bridge_account *accts[MAX_ACCOUNTS];
+	char **names = NULL, dir[4096], err[512] = "", tlsdir[4096];
+	char cert[4200], key[4200], host[256], host2[256];
+	size_t npw = 0, n = 0, nacct = 0, i;
+	uv_signal_t sigterm, sigint;
+	uv_loop_t *loop = uv_default_loop();
+	int j, port = 0, tls_port = -1, rc = 1;
+
+	for (j = 0; j + 1 < argc; j += 2) {
+		if (strcmp(argv[j], "--imap") == 0)
+			imap = argv[j + 1];
+		else if (strcmp(argv[j], "--imaps") == 0)
+			imaps = argv[j + 1];
+		else if (strcmp(argv[j], "--password-file") == 0 &&
+		    npw < MAX_ACCOUNTS)
+			pwfiles[npw++] = argv[j + 1];
+		else
+			return usage(stderr);
+	}
+	if (j != argc || imap == NULL ||
+	    split_hostport(imap, host, sizeof(host), &port) != 0 ||
+	    (imaps && split_hostport(imaps, host2, sizeof(host2),
+	    &tls_port) != 0))
+		return usage(stderr);
+	names = account_names(home, &n);
+	if (n == 0) {
+		fprintf(stderr, "sealpost-bridge: no accounts in %s (accounts "
+		    "add first)\n", home);
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		size_t pwlen;
+		char *pw = read_password(npw == 0 ? NULL : pwfiles[i < npw ?
+		    i : npw - 1], &pwlen);
+
+		if (pw == NULL)
+			goto out;
+		snprintf(dir, sizeof(dir), "%s/accounts/%s", home, names[i]);
+		rc = bridge_account_open(dir, pw, pwlen, imap_server_wake,
+		    NULL, &accts[nacct], err, sizeof(err));
+		sodium_free(pw);
+		if (rc != 0) {
+			fprintf(stderr, "sealpost-bridge: %s: %s\n", names[i],
+			    err);
+			rc = 1;
+			goto out;
+		}
+		nacct++;
+		fprintf(stderr, "sealpost-bridge: account %s open\n",
+		    names[i]);
+	}
+	snprintf(tlsdir, sizeof(tlsdir), "%s/tls", home);
+	if (bridge_cert_ensure(tlsdir, cert, key, sizeof(cert), err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "sealpost-bridge: %s\n", err);
+		rc = 1;
+		goto out;
+	}
+	memset(&so, 0, sizeof(so));
+	so.host = host;
+	so.port = port;
+	so.tls_port = tls_port;
+	so.cert_file = cert;
+	so.key_file = key;
+	so.accounts = accts;
+	so.naccounts = nacct;
+	if (imap_server_create(loop, &so, &the_server, err, sizeof(err)) !=
+	    0) {
+		fprintf(stderr, "sealpost-bridge: %s\n", err);
+		uv_run(loop, UV_RUN_DEFAULT);
+		rc = 1;
+		goto out;
+	}
+	/* Wake-ups go to the server, which exists only now; the follow
+	 * threads read the pointer on their next change. */
+	for (i = 0; i < nacct; i++)
+		bridge_account_set_wake(accts[i], imap_server_wake,
+		    the_server);
+	uv_signal_init(loop, &sigterm);
+	uv_signal_init(loop, &sigint);
+	uv_signal_start(&sigterm, on_signal, SIGTERM);
+	uv_signal_start(&sigint, on_signal, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+	printf("imap %s:%d\n", host, imap_server_port(the_server));
+	if (tls_port >= 0)
+		printf("imaps %s:%d\n", host, imap_server_tls_port(the_server));
+	fflush(stdout);
+	fprintf(stderr, "sealpost-bridge: IMAP on %s:%d (STARTTLS)\n", host,
+	    imap_server_port(the_server));
+	uv_run(loop, UV_RUN_DEFAULT);
+	/* The other signal handler is still open: close what is left. */
+	uv_walk(loop, close_walk, NULL);
+	uv_run(loop, UV_RUN_DEFAULT);
+	rc = 0;
+out:
+	for (i = 0; i < nacct; i++)
+		bridge_account_set_wake(accts[i], NULL, NULL);
+	for (i = 0; i < nacct; i++)
+		bridge_account_close(accts[i]);
+	imap_server_destroy(the_server);
+	the_server = NULL;
+	free_names(names, n);
+	(void)uv_loop_close(loop);
+	fprintf(stderr, "sealpost-bridge: stopped\n");
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *home = NULL;
+
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0))
+		return usage(stdout);
+	if (argc < 4 || strcmp(argv[1], "--home") != 0)
+		return usage(stderr);
+	home = argv[2];
+	if (sodium_init() < 0)
+		return 1;
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	if (strcmp(argv[3], "accounts") == 0) {
+		if (argc == 4 || (argc == 5 && strcmp(argv[4], "list") == 0))
+			return cmd_accounts_list(home);
+		if (strcmp(argv[4], "add") == 0)
+			return cmd_accounts_add(home, argc - 5, argv + 5);
+		return usage(stderr);
+	}
+	if (strcmp(argv[3], "serve") == 0)
+		return cmd_serve(home, argc - 4, argv + 4);
+	return usage(stderr);
+}
