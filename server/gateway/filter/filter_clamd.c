@@ -158,10 +158,12 @@ filter_clamd_scan(const char *addr, const uint8_t *msg, size_t len,
 	if ((err = filter_net_connect(addr, deadline, &fd)) != 0)
 		return err;
 	err = clamd_send(fd, msg, len, deadline, &answered);
-	/* A reset while sending may follow clamd's early answer: read it. */
+	/* A reset while sending may follow clamd's early answer: read it,
+	 * and if bytes came (rerr <= 0: parsed, well or not), they tell
+	 * more than the reset. */
 	if (err == 0 || err == EPIPE || err == ECONNRESET) {
 		rerr = clamd_read(fd, deadline, r);
-		if (err == 0 || rerr == 0)
+		if (err == 0 || rerr <= 0)
 			err = rerr;
 	}
 	(void)close(fd);

@@ -400,10 +400,11 @@ filter_rspamd_check(const char *addr,
 	iov[1].iov_base = (void *)(uintptr_t)msg; /* only read */
 	iov[1].iov_len = len;
 	err = filter_net_sendv(fd, iov, 2, deadline, &spoke);
+	/* As in filter_clamd.c: an answer read after a reset wins. */
 	if (err == 0 || err == EPIPE || err == ECONNRESET) {
 		int rerr = rspamd_read(fd, deadline, r);
 
-		if (err == 0 || rerr == 0)
+		if (err == 0 || rerr <= 0)
 			err = rerr;
 	}
 	(void)close(fd);

@@ -4,18 +4,68 @@
  *   verdict=<text>
  * for test-filter.sh, which starts real clamd and rspamd daemons.
  *
+ * With --threads T --repeat N, T threads each run the filters N times on
+ * the same message at once (as the gateway's worker threads do); every
+ * result must equal the first, else the exit status is 1.  The rate is
+ * printed to stderr as "# runs=R seconds=S per_second=P".
+ *
  * filter-drive [--rspamd ADDR] [--clamd ADDR] [--spam A] [--suspect A]
  *     [--virus A] [--limit A] [--fail-open] [--timeout MS] [--ip IP]
- *     [--helo NAME] [--from ADDR] [--rcpt ADDR]... FILE
+ *     [--helo NAME] [--from ADDR] [--rcpt ADDR]... [--threads T]
+ *     [--repeat N] FILE
  * Exit status 0, or 2 for bad usage or a failing call.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/gateway/filter/gw_filter.h"
 
 #define MAX_RCPTS 16
+#define MAX_THREADS 32
+
+struct job {
+	const struct sp_gw_filter_opts *o;
+	const struct sp_gw_filter_envelope *e;
+	const unsigned char *msg;
+	size_t len;
+	int repeat;
+	const struct sp_gw_filter_result *want; /* NULL: just fill got */
+	struct sp_gw_filter_result got;
+	int mismatches, err;
+	pthread_t tid;
+};
+
+static void *
+job_run(void *arg)
+{
+	struct job *j = arg;
+	int i;
+
+	for (i = 0; i < j->repeat; i++) {
+		if ((j->err = sp_gw_filter_run(j->o, j->e, j->msg, j->len,
+		    &j->got)) != 0)
+			break;
+		if (j->want && (j->got.action != j->want->action ||
+		    strcmp(j->got.verdict, j->want->verdict) != 0)) {
+			fprintf(stderr, "# mismatch: %s | %s\n",
+			    j->got.verdict, j->want->verdict);
+			j->mismatches++;
+		}
+	}
+	return NULL;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int
 parse_action(const char *s, enum sp_gw_filter_action *a_r)
@@ -72,11 +122,12 @@ main(int argc, char **argv)
 {
 	struct sp_gw_filter_opts o = { 0 };
 	struct sp_gw_filter_envelope e = { 0 };
-	struct sp_gw_filter_result r;
+	struct job first = { 0 }, jobs[MAX_THREADS];
 	const char *rcpts[MAX_RCPTS];
 	unsigned char *msg;
 	size_t len;
-	int i, err;
+	int i, t, nthreads = 1, repeat = 0, bad_runs = 0;
+	double t0;
 
 	e.rcpts = rcpts;
 	for (i = 1; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -110,6 +161,10 @@ main(int argc, char **argv)
 			e.mail_from = v;
 		else if (strcmp(k, "--rcpt") == 0 && e.nrcpts < MAX_RCPTS)
 			rcpts[e.nrcpts++] = v;
+		else if (strcmp(k, "--threads") == 0)
+			bad = (nthreads = atoi(v)) < 1 || nthreads > MAX_THREADS;
+		else if (strcmp(k, "--repeat") == 0)
+			bad = (repeat = atoi(v)) < 1;
 		else
 			bad = 1;
 		if (bad) {
@@ -125,13 +180,39 @@ main(int argc, char **argv)
 		fprintf(stderr, "filter-drive: cannot read %s\n", argv[i]);
 		return 2;
 	}
-	err = sp_gw_filter_run(&o, &e, msg, len, &r);
-	free(msg);
-	if (err != 0) {
-		fprintf(stderr, "filter-drive: sp_gw_filter_run: %d\n", err);
+	first = (struct job){ .o = &o, .e = &e, .msg = msg, .len = len,
+		.repeat = 1 };
+	(void)job_run(&first);
+	if (first.err != 0) {
+		fprintf(stderr, "filter-drive: sp_gw_filter_run: %d\n",
+		    first.err);
+		free(msg);
 		return 2;
 	}
-	printf("action=%s\nverdict=%s\n", sp_gw_filter_action_name(r.action),
-	    r.verdict);
+	printf("action=%s\nverdict=%s\n",
+	    sp_gw_filter_action_name(first.got.action), first.got.verdict);
+	if (repeat > 0) {
+		t0 = now_s();
+		for (t = 0; t < nthreads; t++) {
+			jobs[t] = first;
+			jobs[t].repeat = repeat;
+			jobs[t].want = &first.got;
+			if (pthread_create(&jobs[t].tid, NULL, job_run,
+			    &jobs[t]) != 0)
+				abort();
+		}
+		for (t = 0; t < nthreads; t++) {
+			(void)pthread_join(jobs[t].tid, NULL);
+			bad_runs += jobs[t].mismatches + (jobs[t].err != 0);
+		}
+		fprintf(stderr, "# runs=%d seconds=%.3f per_second=%.1f\n",
+		    nthreads * repeat, now_s() - t0,
+		    nthreads * repeat / (now_s() - t0));
+	}
+	free(msg);
+	if (bad_runs > 0) {
+		printf("mismatches=%d\n", bad_runs);
+		return 1;
+	}
 	return 0;
 }

@@ -57,8 +57,8 @@ run() {
 		ok "$name"
 	else
 		not_ok "$name"
-		echo "# want action=$want verdict~'$sub'; rc=$rc" \
-		    "got: $out"
+		echo "# want action=$want verdict~'$sub'; rc=$rc, got:"
+		printf '%s\n' "$out" | diag
 	fi
 }
 
@@ -241,6 +241,23 @@ if [ -S "$tmp/clamd.sock" ] && [ -n "${R:-}" ]; then
 	run "both: clean message passes both" pass \
 	    "clamd: clean; rspamd: no action score=" --clamd "$tmp/clamd.sock" \
 	    --virus reject $R --spam reject $env_args "$tmp/clean.eml"
+	# The gateway calls from several worker threads at once: every
+	# result must be the same.  The rate is printed, never asserted.
+	run "both: 4 threads x 10 runs agree" reject \
+	    "clamd: Sealpost.Test.String.UNOFFICIAL FOUND; rspamd: reject" \
+	    --clamd "$tmp/clamd.sock" --virus junk $R --spam reject \
+	    $env_args --threads 4 --repeat 10 "$tmp/both.eml"
+	printf '%s\n' "$out" | grep '^# runs='
+	{ msg /dev/stdout "minutes" "Dear colleagues,"; i=0
+	  while [ $i -lt 880 ]; do
+		printf 'Item %d: the committee reviewed the budget and agreed.\r\n' $i
+		i=$((i + 1))
+	  done; } >"$tmp/50k.eml"
+	run "both: 50 KB message, 2 threads x 25 runs agree" pass \
+	    "clamd: clean; rspamd: " --clamd "$tmp/clamd.sock" \
+	    --virus reject $R --spam reject $env_args --threads 2 \
+	    --repeat 25 "$tmp/50k.eml"
+	printf '%s\n' "$out" | grep '^# runs='
 	}
 else
 	skip "both filters together" "clamd or rspamd not running"
