@@ -292,6 +292,22 @@ t_run_args(void)
 	o.rspamd = NULL;
 	o.clamd_virus_action = (enum sp_gw_filter_action)42;
 	CHECK_RC(sp_gw_filter_run(&o, NULL, NULL, 0, &r), SP_EINVAL);
+	o.clamd_virus_action = SP_GW_FILTER_REJECT;
+	/* Addresses that cannot be connected to fail closed, then open. */
+	o.clamd = "no-port";
+	o.rspamd = "[::1]";
+	CHECK_RC(sp_gw_filter_run(&o, NULL, (const uint8_t *)"x", 1, &r), 0);
+	CHECK(r.action == SP_GW_FILTER_TEMPFAIL);
+	CHECK(strcmp(r.verdict, "clamd: unavailable (bad address); "
+	    "rspamd: unavailable (bad address)") == 0);
+	o.fail_open = 1;
+	o.rspamd = NULL;
+	o.clamd = "/nonexistent/a/socket/path/that/is/much/too/long/for/a/"
+	    "sockaddr_un/which/holds/one/hundred/and/eight/bytes/only/x.sock";
+	CHECK_RC(sp_gw_filter_run(&o, NULL, (const uint8_t *)"x", 1, &r), 0);
+	CHECK(r.action == SP_GW_FILTER_PASS);
+	CHECK(strcmp(r.verdict, "clamd: unavailable (socket path too long)")
+	    == 0);
 	CHECK(strcmp(sp_gw_filter_action_name(SP_GW_FILTER_JUNK), "junk") == 0);
 	CHECK(strcmp(sp_gw_filter_action_name((enum sp_gw_filter_action)9),
 	    "?") == 0);

@@ -123,6 +123,8 @@ EOC
 		run "clamd: EICAR in a base64 attachment goes to Junk" junk \
 		    "Sealpost.Test.Eicar.UNOFFICIAL FOUND" \
 		    --clamd "127.0.0.1:$cport" --virus junk "$tmp/eicar.eml"
+		run "clamd: by host name (localhost:PORT)" reject "FOUND" \
+		    --clamd "localhost:$cport" --virus reject "$tmp/virus.eml"
 		run "clamd: virus action tag" tag "FOUND" \
 		    --clamd "$tmp/clamd.sock" --virus tag "$tmp/virus.eml"
 		run "clamd: over StreamMaxLength, limit action pass" pass \
@@ -257,6 +259,14 @@ if [ -S "$tmp/clamd.sock" ] && [ -n "${R:-}" ]; then
 	    "clamd: clean; rspamd: " --clamd "$tmp/clamd.sock" \
 	    --virus reject $R --spam reject $env_args --threads 2 \
 	    --repeat 25 "$tmp/50k.eml"
+	printf '%s\n' "$out" | grep '^# runs='
+	run "clamd alone: 50 KB message, 1 thread x 25 runs agree" pass \
+	    "=clamd: clean" --clamd "$tmp/clamd.sock" --repeat 25 \
+	    "$tmp/50k.eml"
+	printf '%s\n' "$out" | grep '^# runs='
+	run "rspamd alone: 50 KB message, 1 thread x 25 runs agree" pass \
+	    "rspamd: no action" $R --spam reject $env_args --repeat 25 \
+	    "$tmp/50k.eml"
 	printf '%s\n' "$out" | grep '^# runs='
 	}
 else
