@@ -107,9 +107,8 @@ cmd_sync(int argc, char **argv)
 		return 2;
 	if ((s = cli_session(&o, 0)) == NULL)
 		return 1;
-	if (bodies && sp_mbox_fetch_bodies(sp_session_mbox(s),
-	    sp_session_client(s), cli_progress, (void *)(uintptr_t)"bodies",
-	    &failed, err, sizeof(err)) != 0) {
+	if (bodies && sp_session_fetch_bodies(s, 4, cli_progress,
+	    (void *)(uintptr_t)"bodies", &failed, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealpost: sync: %s\n", err);
 		sp_session_close(s);
 		return 1;

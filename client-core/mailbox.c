@@ -17,6 +17,7 @@
  * so the model never disagrees with the log after a crash.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1656,25 +1657,200 @@ body_open(sp_mbox *mb, const uint8_t *blob, size_t blen, uint8_t **out_r,
 	return 0;
 }
 
-#define FETCH_WINDOW 32
-#define FETCH_COMMIT 64
+#define FETCH_WINDOW 32          /* BLOB_GETs in flight per connection */
+#define FETCH_COMMIT 256         /* bodies per cache commit */
+#define FETCH_QUEUE 64           /* decrypted bodies waiting to be cached */
+
+/*
+ * Parallel fetch.  Fetcher threads, one per connection, claim runs of
+ * message ids, pipeline their BLOB_GETs, check and decrypt each body and
+ * queue the plaintext; this thread takes it from the queue and writes it
+ * to the cache in batches (a cache batch belongs to one thread).  The
+ * queue is bounded, so memory stays at about FETCH_QUEUE bodies.
+ */
+struct fetched {
+	uint64_t id;
+	uint8_t *plain;              /* sodium_malloc; NULL: failed */
+	size_t len;
+};
+
+struct fetch {
+	sp_mbox *mb;
+	uint64_t *want;
+	size_t nwant, next;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_item, cv_space;
+	struct fetched q[FETCH_QUEUE];
+	size_t qhead, qlen;
+	int workers, fatal;
+	char err[256];
+};
+
+struct fetcher {
+	struct fetch *f;
+	sp_client *c;
+	pthread_t th;
+};
+
+static void
+fetch_push(struct fetch *f, uint64_t id, uint8_t *plain, size_t len)
+{
+	pthread_mutex_lock(&f->mu);
+	while (f->qlen == FETCH_QUEUE && !f->fatal)
+		pthread_cond_wait(&f->cv_space, &f->mu);
+	if (f->fatal) {
+		pthread_mutex_unlock(&f->mu);
+		if (plain)
+			sodium_free(plain);
+		return;
+	}
+	f->q[(f->qhead + f->qlen) % FETCH_QUEUE] =
+	    (struct fetched){ id, plain, len };
+	f->qlen++;
+	pthread_cond_signal(&f->cv_item);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void
+fetch_fail(struct fetch *f, const char *why)
+{
+	pthread_mutex_lock(&f->mu);
+	if (!f->fatal) {
+		f->fatal = 1;
+		if (why != f->err)
+			snprintf(f->err, sizeof(f->err), "%s", why);
+	}
+	pthread_cond_broadcast(&f->cv_space);
+	pthread_cond_broadcast(&f->cv_item);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void *
+fetcher_run(void *arg)
+{
+	struct fetcher *w = arg;
+	struct fetch *f = w->f;
+	struct sp_client_msg *m = NULL;
+	struct sp_frame fr;
+	uint64_t reqs[FETCH_WINDOW], ids[FETCH_WINDOW];
+	char err[256];
+	size_t n, i;
+	int rc;
+
+	for (;;) {
+		pthread_mutex_lock(&f->mu);
+		n = f->fatal ? 0 : f->nwant - f->next;
+		if (n > FETCH_WINDOW)
+			n = FETCH_WINDOW;
+		for (i = 0; i < n; i++)
+			ids[i] = f->want[f->next + i];
+		f->next += n;
+		pthread_mutex_unlock(&f->mu);
+		if (n == 0)
+			break;
+		for (i = 0; i < n; i++) {
+			const struct msg *x = msg_get(f->mb, ids[i]);
+
+			sp_frame_init(&fr, SP_MSG_BLOB_GET, 0);
+			sp_frame_set_bytes(&fr, SP_F_BLOB_ID, x->m.meta.blob_id,
+			    32);
+			sp_frame_set_uint(&fr, SP_F_INDEX, 0);
+			if (sp_client_send(w->c, &fr, &reqs[i]) != 0) {
+				fetch_fail(f, "fetching bodies: the connection "
+				    "closed");
+				goto out;
+			}
+		}
+		for (i = 0; i < n; i++) {
+			const struct msg *x = msg_get(f->mb, ids[i]);
+			uint8_t *plain = NULL, h[32];
+			size_t plen = 0, blen;
+
+			rc = sp_client_wait(w->c, reqs[i], &m);
+			if ((rc = sp_client_expect(rc, m, SP_MSG_BLOB_DATA,
+			    "fetching bodies", err, sizeof(err))) != 0) {
+				sp_client_msg_free(m);
+				m = NULL;
+				if (rc != SP_ESERVER) {
+					fetch_fail(f, err);
+					goto out;
+				}
+				fetch_push(f, ids[i], NULL, 0); /* blob gone */
+				continue;
+			}
+			if (m->f.f[SP_F_SIZE].u <= BLOB_CHUNK &&
+			    m->f.f[SP_F_DATA].len == m->f.f[SP_F_SIZE].u) {
+				blen = m->f.f[SP_F_DATA].len;
+				crypto_generichash(h, 32, m->f.f[SP_F_DATA].ptr,
+				    blen, NULL, 0);
+				rc = sodium_memcmp(h, x->m.meta.blob_id, 32) ?
+				    SP_EAUTH : body_open(f->mb,
+				    m->f.f[SP_F_DATA].ptr, blen, &plain, &plen);
+				sp_client_msg_free(m);
+				m = NULL;
+			} else {
+				/* more than one chunk: the rest, in order,
+				 * once this window's replies are read */
+				sp_client_msg_free(m);
+				m = NULL;
+				rc = -1;
+			}
+			if (rc == -1)
+				ids[i] |= (uint64_t)1 << 63;   /* later */
+			else
+				fetch_push(f, ids[i], rc == 0 ? plain : NULL,
+				    plen);
+		}
+		for (i = 0; i < n; i++) {
+			const struct msg *x;
+			uint8_t *plain = NULL, *blob = NULL;
+			size_t plen = 0, blen = 0;
+
+			if (!(ids[i] >> 63))
+				continue;
+			ids[i] &= ~((uint64_t)1 << 63);
+			x = msg_get(f->mb, ids[i]);
+			rc = blob_get(w->c, x->m.meta.blob_id, &blob, &blen,
+			    err, sizeof(err));
+			if (rc == EPIPE || rc == ETIMEDOUT) {
+				fetch_fail(f, err);
+				goto out;
+			}
+			if (rc == 0)
+				rc = body_open(f->mb, blob, blen, &plain,
+				    &plen);
+			free(blob);
+			fetch_push(f, ids[i], rc == 0 ? plain : NULL, plen);
+		}
+	}
+out:
+	pthread_mutex_lock(&f->mu);
+	f->workers--;
+	pthread_cond_broadcast(&f->cv_item);
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
 
 int
-sp_mbox_fetch_bodies(sp_mbox *mb, sp_client *c,
+sp_mbox_fetch_bodies_par(sp_mbox *mb, sp_client *const *cs, size_t ncs,
     void (*progress)(void *, uint64_t, uint64_t), void *arg,
     size_t *failed_r, char *err, size_t errlen)
 {
-	struct sp_client_msg *m = NULL;
-	struct sp_frame f;
+	struct fetch f = { .mb = mb };
+	struct fetcher *w = NULL;
 	sp_cache_batch *b = NULL;
-	uint64_t *want = NULL, reqs[FETCH_WINDOW];
-	size_t nwant = 0, sent = 0, got = 0, inbatch = 0, failed = 0, i;
+	size_t i, done = 0, inbatch = 0, failed = 0, started = 0;
 	int rc = 0;
 
 	if (failed_r)
 		*failed_r = 0;
-	if ((want = calloc(mb->nmsgs + 1, sizeof(*want))) == NULL)
+	if (ncs == 0)
+		return SP_EINVAL;
+	if ((f.want = calloc(mb->nmsgs + 1, sizeof(*f.want))) == NULL ||
+	    (w = calloc(ncs, sizeof(*w))) == NULL) {
+		free(f.want);
 		return SP_ENOMEM;
+	}
 	for (i = 0; i < mb->nmsgs; i++) {
 		uint8_t key[8], *v = NULL;
 		size_t vlen = 0;
@@ -1688,102 +1864,108 @@ sp_mbox_fetch_bodies(sp_mbox *mb, sp_client *c,
 			free(v);
 			continue;
 		}
-		want[nwant++] = mb->msgs[i]->m.id;
+		f.want[f.nwant++] = mb->msgs[i]->m.id;
 	}
-	while (got < nwant && rc == 0) {
-		const struct msg *x;
-		uint8_t *blob = NULL, *plain = NULL, key[8];
-		size_t blen = 0, plen = 0;
+	pthread_mutex_init(&f.mu, NULL);
+	pthread_cond_init(&f.cv_item, NULL);
+	pthread_cond_init(&f.cv_space, NULL);
+	for (i = 0; i < ncs && f.nwant > 0; i++) {
+		w[i].f = &f;
+		w[i].c = cs[i];
+		pthread_mutex_lock(&f.mu);
+		f.workers++;
+		pthread_mutex_unlock(&f.mu);
+		if (pthread_create(&w[i].th, NULL, fetcher_run, &w[i]) != 0) {
+			pthread_mutex_lock(&f.mu);
+			f.workers--;
+			pthread_mutex_unlock(&f.mu);
+			break;
+		}
+		started++;
+	}
+	if (started == 0 && f.nwant > 0) {
+		rc = SP_ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		struct fetched it;
+		uint8_t key[8];
 
-		/* keep the window full */
-		while (sent < nwant && sent - got < FETCH_WINDOW) {
-			x = msg_get(mb, want[sent]);
-			sp_frame_init(&f, SP_MSG_BLOB_GET, 0);
-			sp_frame_set_bytes(&f, SP_F_BLOB_ID, x->m.meta.blob_id,
-			    32);
-			sp_frame_set_uint(&f, SP_F_INDEX, 0);
-			if ((rc = sp_client_send(c, &f,
-			    &reqs[sent % FETCH_WINDOW])) != 0) {
-				snprintf(err, errlen, "fetching bodies: the "
-				    "connection closed");
-				goto out;
-			}
-			sent++;
+		pthread_mutex_lock(&f.mu);
+		while (f.qlen == 0 && f.workers > 0)
+			pthread_cond_wait(&f.cv_item, &f.mu);
+		if (f.qlen == 0) {
+			pthread_mutex_unlock(&f.mu);
+			break;
 		}
-		x = msg_get(mb, want[got]);
-		rc = sp_client_wait(c, reqs[got % FETCH_WINDOW], &m);
-		if ((rc = sp_client_expect(rc, m, SP_MSG_BLOB_DATA,
-		    "fetching bodies", err, errlen)) != 0) {
-			if (rc == SP_ESERVER) {        /* that blob is gone */
-				failed++;
-				rc = 0;
-				got++;
-			}
-			sp_client_msg_free(m);
-			m = NULL;
-			continue;
-		}
-		if (m->f.f[SP_F_SIZE].u <= BLOB_CHUNK &&
-		    m->f.f[SP_F_DATA].len == m->f.f[SP_F_SIZE].u) {
-			uint8_t h[32];
-
-			blen = m->f.f[SP_F_DATA].len;
-			crypto_generichash(h, 32, m->f.f[SP_F_DATA].ptr, blen,
-			    NULL, 0);
-			rc = sodium_memcmp(h, x->m.meta.blob_id, 32) == 0 ?
-			    body_open(mb, m->f.f[SP_F_DATA].ptr, blen, &plain,
-			    &plen) : SP_EAUTH;
-		} else {
-			/* larger than one chunk: fetch it whole */
-			rc = blob_get(c, x->m.meta.blob_id, &blob, &blen, err,
-			    errlen);
-			if (rc == 0)
-				rc = body_open(mb, blob, blen, &plain, &plen);
-			free(blob);
-		}
-		sp_client_msg_free(m);
-		m = NULL;
-		got++;
-		if (rc == SP_ENOMEM || rc == EPIPE || rc == ETIMEDOUT)
-			goto out;
-		if (rc != 0) {
+		it = f.q[f.qhead];
+		f.qhead = (f.qhead + 1) % FETCH_QUEUE;
+		f.qlen--;
+		pthread_cond_signal(&f.cv_space);
+		pthread_mutex_unlock(&f.mu);
+		done++;
+		if (it.plain == NULL) {
 			failed++;
-			rc = 0;
 			continue;
 		}
-		if (b == NULL && (rc = sp_cache_begin(mb->cache, &b)) != 0) {
-			sodium_free(plain);
-			goto out;
-		}
-		sp_put_be64(key, x->m.id);
-		rc = sp_cache_batch_put(b, SP_CACHE_T_BODY, key, 8, plain, plen);
-		sodium_free(plain);
+		if (rc == 0 && b == NULL)
+			rc = sp_cache_begin(mb->cache, &b);
+		sp_put_be64(key, it.id);
+		if (rc == 0)
+			rc = sp_cache_batch_put(b, SP_CACHE_T_BODY, key, 8,
+			    it.plain, it.len);
+		sodium_free(it.plain);
 		if (rc == 0 && ++inbatch == FETCH_COMMIT) {
 			rc = sp_cache_commit(b);
 			b = NULL;
 			inbatch = 0;
 		}
+		if (rc != 0) {
+			char why[256];
+
+			set_err(why, sizeof(why), "caching bodies", rc);
+			fetch_fail(&f, why);
+		}
 		if (progress && rc == 0)
-			progress(arg, got, nwant);
+			progress(arg, done, f.nwant);
 	}
 	if (b != NULL) {
 		if (rc == 0)
 			rc = sp_cache_commit(b);
 		else
 			sp_cache_abort(b);
-		b = NULL;
 	}
+	if (rc == 0 && f.fatal)
+		rc = EPIPE;
 	if (rc != 0)
-		set_err(err, errlen, "caching bodies", rc);
+		snprintf(err, errlen, "%s", f.err[0] ? f.err :
+		    "caching bodies failed");
 out:
-	/* replies still in flight are dropped with the connection's queue */
-	if (b)
-		sp_cache_abort(b);
-	sp_client_msg_free(m);
-	free(want);
+	for (i = 0; i < started; i++)
+		pthread_join(w[i].th, NULL);
+	while (f.qlen > 0) {
+		if (f.q[f.qhead].plain)
+			sodium_free(f.q[f.qhead].plain);
+		f.qhead = (f.qhead + 1) % FETCH_QUEUE;
+		f.qlen--;
+	}
+	pthread_mutex_destroy(&f.mu);
+	pthread_cond_destroy(&f.cv_item);
+	pthread_cond_destroy(&f.cv_space);
+	free(w);
+	free(f.want);
 	if (failed_r)
 		*failed_r = failed;
 	return rc;
+}
+
+int
+sp_mbox_fetch_bodies(sp_mbox *mb, sp_client *c,
+    void (*progress)(void *, uint64_t, uint64_t), void *arg,
+    size_t *failed_r, char *err, size_t errlen)
+{
+	return sp_mbox_fetch_bodies_par(mb, &c, 1, progress, arg, failed_r,
+	    err, errlen);
 }
 
 /* ---- changes ------------------------------------------------------------- */

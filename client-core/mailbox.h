@@ -170,6 +170,12 @@ int sp_mbox_fetch_bodies(sp_mbox *mb, sp_client *c,
     void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg,
     size_t *failed_r, char *err, size_t errlen);
 
+/* The same over several connections at once (each used by one thread
+ * for the duration of the call; all logged in to this account). */
+int sp_mbox_fetch_bodies_par(sp_mbox *mb, sp_client *const *cs, size_t ncs,
+    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg,
+    size_t *failed_r, char *err, size_t errlen);
+
 /* ---- changing: append records, then pull and apply -------------------- */
 
 /* Flags and keywords: adds then removes, for each message of ids. */

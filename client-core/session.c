@@ -388,3 +388,26 @@ sp_session_connect_extra(sp_session *s, sp_client **c_r, char *err,
 	*c_r = c;
 	return 0;
 }
+
+int
+sp_session_fetch_bodies(sp_session *s, size_t nconn,
+    void (*progress)(void *, uint64_t, uint64_t), void *arg,
+    size_t *failed_r, char *err, size_t errlen)
+{
+	sp_client *cs[16];
+	size_t n = 1, i;
+	int rc;
+
+	if (nconn > 16)
+		nconn = 16;
+	cs[0] = s->c;
+	/* Extra connections are an optimisation: fewer is fine. */
+	while (n < nconn && sp_session_connect_extra(s, &cs[n], err,
+	    errlen) == 0)
+		n++;
+	rc = sp_mbox_fetch_bodies_par(s->mb, cs, n, progress, arg, failed_r,
+	    err, errlen);
+	for (i = 1; i < n; i++)
+		sp_client_close(cs[i]);
+	return rc;
+}

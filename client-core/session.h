@@ -61,6 +61,12 @@ const char *sp_session_address(const sp_session *s);
 /* Pull and apply (sp_mbox_sync on the session's connection). */
 int sp_session_sync(sp_session *s, char *err, size_t errlen);
 
+/* Fetches every body not cached yet over nconn connections (this one and
+ * nconn - 1 extra ones, resumed), as sp_mbox_fetch_bodies. */
+int sp_session_fetch_bodies(sp_session *s, size_t nconn,
+    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg,
+    size_t *failed_r, char *err, size_t errlen);
+
 /* A new connection to the same server, logged in with the session's
  * token (RESUME), for another thread.  The caller closes it. */
 int sp_session_connect_extra(sp_session *s, sp_client **c_r, char *err,
