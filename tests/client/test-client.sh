@@ -208,6 +208,20 @@ id=$(fetch_id bob INBOX MARK-AFTER)
 as bob read "$id"
 check "the new bob reads it" grep -q "after accept" "$tmp/out"
 
+# ---- to oneself, with a Cc
+as ann send --to "ann@$domain" --cc "bob@$domain" --subject "MARK-SELF" \
+    --body "note to self"
+check "ann sends to herself, Cc bob" grep -q "sent to 2 recipients (0 Bcc)" \
+    "$tmp/out"
+id=$(fetch_id ann INBOX MARK-SELF)
+as ann read "$id"
+check "ann's inbox copy, signed by her" sh -c "grep -q 'note to self' \
+    '$tmp/out' && grep -q 'signature: valid, by you' '$tmp/err'"
+id=$(fetch_id bob INBOX MARK-SELF)
+as bob read "$id"
+check "bob's Cc copy names the Cc" sh -c "grep -q '^Cc: bob@$domain' \
+    '$tmp/out' && grep -q 'pinned key of ann@' '$tmp/err'"
+
 # ---- devices, logout
 # session_ids: the ids `devices` lists (one per line, sorted)
 session_ids() {
@@ -279,7 +293,7 @@ rm -f "$tmp/out" "$tmp/err"
 kill "$pid" && wait "$pid" 2>/dev/null
 pid=
 check "no marker in the server's data or log" sh -c "! grep -rqa \
-    -e MARK-SUBJ -e MARK-BODY -e MARK-ATTACH -e MARK-STDIN -e MARK-AFTER \
+    -e MARK-SUBJ -e MARK-BODY -e MARK-ATTACH -e MARK-STDIN -e MARK-AFTER -e MARK-SELF \
     '$tmp/data' '$tmp/server.log'"
 
 echo "1..$n"
