@@ -669,15 +669,23 @@ out:
 	return r;
 }
 
+/* The canonical bodies, made once per message and mode: several
+ * signatures over a large message must not each copy it again. */
+struct bodies {
+	char *b[2];
+	size_t len[2];
+};
+
 static int
 verify_sig(const struct sp_gw_dns_conf *dns, const struct sp_gw_msg *m,
     const struct sp_gw_dkim_sig *s, int idx, time_t now,
-    struct sp_gw_dkim_out *o)
+    struct bodies *bodies, struct sp_gw_dkim_out *o)
 {
 	struct sp_gw_dkim_key *k;
 	uint8_t bh[32], hash[32];
-	char *body = NULL;
+	const char *body;
 	size_t blen;
+	int mode = s->c_body_relaxed;
 	int r;
 
 	if (s->alg == SP_GW_DKIM_RSA_SHA1) {
@@ -713,11 +721,14 @@ verify_sig(const struct sp_gw_dns_conf *dns, const struct sp_gw_msg *m,
 			goto out;
 		}
 	}
-	if (sp_gw_dkim_canon_body(m->body ? m->body : "", m->body_len,
-	    s->c_body_relaxed, &body, &blen) != 0) {
+	if (bodies->b[mode] == NULL &&
+	    sp_gw_dkim_canon_body(m->body ? m->body : "", m->body_len, mode,
+	    &bodies->b[mode], &bodies->len[mode]) != 0) {
 		r = -ENOMEM;
 		goto out;
 	}
+	body = bodies->b[mode];
+	blen = bodies->len[mode];
 	if (s->have_l && s->l > blen) {
 		snprintf(o->reason, sizeof(o->reason), "l= beyond the body");
 		r = SP_GW_DKIM_FAIL;
@@ -757,7 +768,6 @@ verify_sig(const struct sp_gw_dns_conf *dns, const struct sp_gw_msg *m,
 		r = SP_GW_DKIM_POLICY;
 	}
 out:
-	free(body);
 	free(k);
 	return r;
 }
@@ -767,7 +777,8 @@ sp_gw_dkim_verify(const struct sp_gw_dns_conf *dns, const struct sp_gw_msg *m,
     time_t now, struct sp_gw_dkim_out *out, int *n_r)
 {
 	struct sp_gw_dkim_sig *s;
-	int n = 0, idx = -1, r;
+	struct bodies bodies = {{NULL, NULL}, {0, 0}};
+	int n = 0, idx = -1, r, rc = 0;
 
 	*n_r = 0;
 	if ((s = malloc(sizeof(*s))) == NULL)
@@ -789,14 +800,17 @@ sp_gw_dkim_verify(const struct sp_gw_dns_conf *dns, const struct sp_gw_msg *m,
 		snprintf(o->b8, sizeof(o->b8), "%s", s->b8);
 		for (char *p = o->d; *p != '\0'; p++)
 			*p = (char)tolower((unsigned char)*p);
-		r = verify_sig(dns, m, s, idx, now, o);
+		r = verify_sig(dns, m, s, idx, now, &bodies, o);
 		if (r < 0) {
-			free(s);
-			return -r;
+			rc = -r;
+			n = 0;
+			break;
 		}
 		o->result = (enum sp_gw_dkim_result)r;
 	}
+	free(bodies.b[0]);
+	free(bodies.b[1]);
 	free(s);
 	*n_r = n;
-	return 0;
+	return rc;
 }

@@ -626,6 +626,24 @@ def cases(checker, dns, knot, rsa_pem, small_pem, big_pem, ed_sk, dnsfunc,
     if m:
         print("# figure: %s full checks/s (SPF + 2 DKIM + DMARC, 8 threads,"
               " knotd on loopback)" % m.group(1))
+    # The benchmark's message size: 50 KB, one thread.
+    big = message("dm-reject.test").replace(
+        b"the figures are attached.",
+        b"".join(b"line %05d of the report, padded to sixty-four bytes "
+                 b"wide....\r\n" % i for i in range(800)))
+    big = sign(big, "rsa", "dm-reject.test", rsa_pem)
+    p = subprocess.run([checker, "stress", "1", "200", "--ip", "127.0.0.1",
+                        "--helo", "mx.sender.test", "--mail-from",
+                        "a@dm-reject.test", "--dns", dns, "--psl", PSL],
+                       input=big, capture_output=True, timeout=600)
+    out = p.stdout.decode()
+    tap(p.returncode == 0 and "dkim=pass" in out and "dmarc=pass" in out,
+        "%s: %d KB message, 200 checks" % (name, len(big) // 1024),
+        out + p.stderr.decode())
+    m = re.search(r"([\d.]+) checks/s", out)
+    if m:
+        print("# figure: %s checks/s for a %d KB message (SPF + DKIM + "
+              "DMARC, 1 thread)" % (m.group(1), len(big) // 1024))
 
 
 if __name__ == "__main__":
