@@ -302,6 +302,8 @@ sp_gw_auth_check(const struct sp_gw_auth_opts *o, const char *ip,
 		return ENOMEM;
 	if ((rc = sp_gw_dns_conf_init(&dns, o->dns, o->timeout_ms)) != 0)
 		return rc;
+	/* Each phase gets its own DNS time budget (gw_dns.h). */
+	sp_gw_dns_start_budget(&dns);
 	if ((rc = sp_gw_spf_check(&dns, ip, helo, mail_from, &spf)) != 0)
 		return rc;
 	if ((m = malloc(sizeof(*m))) == NULL)
@@ -309,12 +311,14 @@ sp_gw_auth_check(const struct sp_gw_auth_opts *o, const char *ip,
 	/* A malformed header section keeps the fields before the fault:
 	 * DKIM and DMARC judge what there is. */
 	(void)sp_gw_msg_parse(msg ? msg : (const uint8_t *)"", len, m);
+	sp_gw_dns_start_budget(&dns);
 	if ((rc = sp_gw_dkim_verify(&dns, m, time(NULL), dk, &ndk)) != 0)
 		goto out;
 	if ((psl = psl_get(o->psl_file, &own_psl)) == NULL && o->psl_file) {
 		rc = EINVAL;    /* a named list that does not load */
 		goto out;
 	}
+	sp_gw_dns_start_budget(&dns);
 	if ((rc = sp_gw_dmarc_check(&dns, psl, m, spf.result, spf.domain, dk,
 	    ndk, &dm)) != 0)
 		goto out;

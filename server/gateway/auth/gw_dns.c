@@ -16,6 +16,7 @@
 #include <resolv.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int
 sp_gw_dns_conf_init(struct sp_gw_dns_conf *c, const char *hostport,
@@ -204,16 +205,38 @@ sp_gw_dns_parse(const unsigned char *pkt, size_t len, int type,
 
 static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+sp_gw_dns_start_budget(struct sp_gw_dns_conf *c)
+{
+	c->deadline = now_ms() + (int64_t)SP_GW_DNS_BUDGET * c->timeout_ms;
+}
+
 int
 sp_gw_dns_query(const struct sp_gw_dns_conf *c, const char *name, int type,
     struct sp_gw_dns_answer *a)
 {
 	struct __res_state st;
 	unsigned char q[NS_PACKETSZ], *ans = NULL;
-	int ql, al, rc;
+	int ql, al, rc, timeout = c->timeout_ms;
 	const int anmax = 65535;
 
 	a->n = 0;
+	if (c->deadline != 0) {
+		int64_t left = c->deadline - now_ms();
+		if (left <= 0)
+			return SP_GW_DNS_TEMP;
+		if (left < timeout)
+			timeout = (int)left;
+	}
 	memset(&st, 0, sizeof(st));
 	/* res_ninit reloads glibc's shared resolv.conf cache; glibc locks
 	 * it, but with locks ThreadSanitizer cannot see.  One lock of ours
@@ -229,7 +252,7 @@ sp_gw_dns_query(const struct sp_gw_dns_conf *c, const char *name, int type,
 		st.nsaddr_list[0].sin_addr.s_addr = c->addr;
 		st.nsaddr_list[0].sin_port = c->port;
 	}
-	st.retrans = (c->timeout_ms + 999) / 1000;
+	st.retrans = (timeout + 999) / 1000;
 	if (st.retrans < 1)
 		st.retrans = 1;
 	st.retry = 1;

@@ -29,7 +29,16 @@ struct sp_gw_dns_conf {
 	uint32_t addr;     /* server, network order; 0 = /etc/resolv.conf */
 	uint16_t port;     /* network order */
 	int timeout_ms;    /* per query, > 0 */
+	int64_t deadline;  /* CLOCK_MONOTONIC ms after which every query is
+	                    * a temporary error at once; 0 = none */
 };
+
+/* A hostile domain can make each of SPF's many lookups slow; a budget per
+ * check phase bounds the time a worker spends (RFC 7208 4.6.4 suggests
+ * about 20 s for SPF).  Sets c->deadline to now + SP_GW_DNS_BUDGET
+ * timeouts. */
+#define SP_GW_DNS_BUDGET 4
+void sp_gw_dns_start_budget(struct sp_gw_dns_conf *c);
 
 struct sp_gw_dns_rr {
 	/* A: 4 bytes, AAAA: 16 bytes; TXT: the strings joined, NUL-ended

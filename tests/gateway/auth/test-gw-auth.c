@@ -9,6 +9,9 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -469,6 +472,38 @@ t_dns_conf(void)
 	CHECK(sp_gw_dns_conf_init(&c, "1.2.3.4:5x", 0) == EINVAL);
 }
 
+/* A spent budget sends nothing: the query fails at once, and the server
+ * (our own socket) never sees a packet. */
+static void
+t_dns_deadline(void)
+{
+	struct sp_gw_dns_conf c;
+	struct sp_gw_dns_answer a;
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sin);
+	char hp[64], buf[512];
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
+	snprintf(hp, sizeof(hp), "127.0.0.1:%u", ntohs(sin.sin_port));
+	CHECK(sp_gw_dns_conf_init(&c, hp, 1000) == 0);
+	sp_gw_dns_start_budget(&c);
+	CHECK(c.deadline > 0);
+	c.deadline = 1;    /* long past */
+	CHECK(sp_gw_dns_query(&c, "example.com", ns_t_txt, &a) ==
+	    SP_GW_DNS_TEMP);
+	CHECK(recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0);
+	/* the control: without a deadline the query does reach it */
+	c.deadline = 0;
+	c.timeout_ms = 1000;
+	CHECK(sp_gw_dns_query(&c, "example.com", ns_t_txt, &a) ==
+	    SP_GW_DNS_TEMP);
+	CHECK(recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -484,5 +519,6 @@ main(void)
 	RUN(t_msg);
 	RUN(t_dns_parse);
 	RUN(t_dns_conf);
+	RUN(t_dns_deadline);
 	return unit_done();
 }
