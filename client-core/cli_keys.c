@@ -119,7 +119,7 @@ keys_show(sp_session *s, const char *address)
 }
 
 static int
-keys_accept(sp_session *s, const char *address)
+keys_accept(sp_session *s, const char *address, const char *expect)
 {
 	struct sp_keys_info old, k;
 	char fpr[SP_KEYS_FPR_BYTES], ofpr[SP_KEYS_FPR_BYTES], err[512] = "";
@@ -130,7 +130,7 @@ keys_accept(sp_session *s, const char *address)
 		fpr_of(&old, ofpr);
 	sp_keys_info_finish(&old);
 	if ((rc = sp_keys_accept(sp_session_cache(s), sp_session_client(s),
-	    address, &k, err, sizeof(err))) != 0) {
+	    address, expect, &k, err, sizeof(err))) != 0) {
 		fprintf(stderr, "sealpost: %s\n", err);
 		return 1;
 	}
@@ -145,19 +145,23 @@ keys_accept(sp_session *s, const char *address)
 int
 cmd_keys(int argc, char **argv)
 {
+	const char *expect = NULL;
+	const struct cli_opt opts[] = {
+		{ "fingerprint", &expect, NULL }, { NULL, NULL, NULL },
+	};
 	struct cli o;
 	sp_session *s;
 	const char *sub;
 	int rc = 2;
 
-	if (cli_parse(&o, argc, argv, NULL) != 0)
+	if (cli_parse(&o, argc, argv, opts) != 0)
 		return 2;
 	sub = o.nargs > 0 ? o.args[0] : "list";
 	if (!((strcmp(sub, "list") == 0 && o.nargs <= 1) ||
 	    ((strcmp(sub, "show") == 0 || strcmp(sub, "accept") == 0) &&
 	    o.nargs == 2))) {
 		fprintf(stderr, "usage: sealpost keys [list | show ADDRESS | "
-		    "accept ADDRESS] [--cache DIR]\n");
+		    "accept ADDRESS [--fingerprint FPR]] [--cache DIR]\n");
 		return 2;
 	}
 	if ((s = cli_session(&o, 1)) == NULL)
@@ -167,7 +171,7 @@ cmd_keys(int argc, char **argv)
 	else if (strcmp(sub, "show") == 0)
 		rc = keys_show(s, o.args[1]);
 	else
-		rc = keys_accept(s, o.args[1]);
+		rc = keys_accept(s, o.args[1], expect);
 	sp_session_close(s);
 	return rc;
 }

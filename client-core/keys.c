@@ -396,17 +396,46 @@ sp_keys_get(sp_cache *cache, sp_client *c, const char *address,
 	return SP_EKEYCHANGED;
 }
 
+/* Do two fingerprints match, ignoring spaces and letter case? */
+static int
+fpr_equal(const char *a, const char *b)
+{
+	for (;;) {
+		while (*a == ' ')
+			a++;
+		while (*b == ' ')
+			b++;
+		if (*a == 0 || *b == 0)
+			return *a == *b;
+		if ((*a | 0x20) != (*b | 0x20))
+			return 0;
+		a++;
+		b++;
+	}
+}
+
 int
 sp_keys_accept(sp_cache *cache, sp_client *c, const char *address,
-    struct sp_keys_info *info_r, char *err, size_t errlen)
+    const char *expect_fpr, struct sp_keys_info *info_r, char *err,
+    size_t errlen)
 {
 	struct sp_keys_info served;
+	char fpr[SP_KEYS_FPR_BYTES];
 	int rc;
 
 	if (info_r)
 		memset(info_r, 0, sizeof(*info_r));
 	if ((rc = sp_keys_fetch(c, address, &served, err, errlen)) != 0)
 		return rc;
+	sp_keys_fingerprint(served.pk.identity_pk, served.pk.encryption_pk,
+	    fpr);
+	if (expect_fpr && !fpr_equal(fpr, expect_fpr)) {
+		seterr(err, errlen, "the directory serves %s for %s, not the "
+		    "fingerprint you gave; nothing was pinned", fpr,
+		    served.pk.address);
+		sp_keys_info_finish(&served);
+		return SP_EKEYCHANGED;
+	}
 	if ((rc = store_pin(cache, &served, (uint64_t)time(NULL))) != 0) {
 		seterr(err, errlen, "pinning the key of %s: %s",
 		    served.pk.address, sp_strerror(rc));

@@ -109,10 +109,15 @@ int sp_keys_get(sp_cache *cache, sp_client *c, const char *address,
 /*
  * The user accepts the key set the directory serves now for address:
  * fetches, verifies and pins it, replacing any pin (first_seen = now).
- * *info_r (may be NULL) receives the new pin.
+ * expect_fpr (may be NULL) is the fingerprint the user compared out of
+ * band; if given, a served set with another fingerprint is refused
+ * (SP_EKEYCHANGED) and nothing is pinned, so the server cannot swap keys
+ * between the comparison and the acceptance.  Spaces and letter case in
+ * it do not matter.  *info_r (may be NULL) receives the new pin.
  */
 int sp_keys_accept(sp_cache *cache, sp_client *c, const char *address,
-    struct sp_keys_info *info_r, char *err, size_t errlen);
+    const char *expect_fpr, struct sp_keys_info *info_r, char *err,
+    size_t errlen);
 
 /*
  * The pinned addresses, in the order they were pinned: *addrs_r is one

@@ -196,7 +196,11 @@ check "fingerprint shows the pinned and the new key, exit 1" sh -c \
 as ann keys show "bob@$domain"
 check "keys show says the directory serves another key" grep -q \
     "serves ANOTHER key: $new_fpr" "$tmp/out"
-as ann keys accept "bob@$domain"
+as ann keys accept "bob@$domain" --fingerprint "$bob_fpr"
+st=$?
+check "keys accept with a fingerprint that is not served: refused" sh -c \
+    "[ $st -eq 1 ] && grep -q 'nothing was pinned' '$tmp/err'"
+as ann keys accept "bob@$domain" --fingerprint "$new_fpr"
 check "keys accept pins the new key" grep -q \
     "pinned the key of bob@$domain: $new_fpr" "$tmp/out"
 as ann fingerprint "bob@$domain"

@@ -151,7 +151,8 @@ t_changed_key(void)
 {
 	struct sp_keys_info k, served;
 	char out[512], err[512] = "", fp_new[SP_KEYS_FPR_BYTES], *list = NULL;
-	size_t n = 0;
+	char fp_lc[SP_KEYS_FPR_BYTES];
+	size_t n = 0, i, j;
 	sp_client *c2;
 
 	CHECK(srv_admin(&S, "user delete bob@example.org --yes", out,
@@ -186,7 +187,19 @@ t_changed_key(void)
 	CHECK_RC(sp_keys_check_signer(cache, C, "bob@example.org",
 	    sp_keyset_identity_pk(bob.ks), err, sizeof(err)), 0);
 
-	CHECK_RC(sp_keys_accept(cache, C, "bob@example.org", &k, err,
+	/* A fingerprint that is not the served one: nothing pinned. */
+	CHECK_RC(sp_keys_accept(cache, C, "bob@example.org",
+	    "E929 93AD 85D7 6FDA 6378 103D 57AD 46C5 65EA 6F40", &k, err,
+	    sizeof(err)), SP_EKEYCHANGED);
+	CHECK_RC(sp_keys_get(cache, C, "bob@example.org", &k, NULL, err,
+	    sizeof(err)), SP_EKEYCHANGED);
+	sp_keys_info_finish(&k);
+	/* The compared one, in lower case without spaces: pinned. */
+	for (i = j = 0; fp_new[i]; i++)
+		if (fp_new[i] != ' ')
+			fp_lc[j++] = (char)(fp_new[i] | 0x20);
+	fp_lc[j] = 0;
+	CHECK_RC(sp_keys_accept(cache, C, "bob@example.org", fp_lc, &k, err,
 	    sizeof(err)), 0);
 	CHECK(memcmp(k.pk.identity_pk, sp_keyset_identity_pk(bob2.ks), 32) ==
 	    0);
