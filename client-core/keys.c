@@ -380,6 +380,10 @@ sp_keys_get(sp_cache *cache, sp_client *c, const char *address,
 			*info_r = served;
 			return 0;
 		}
+		seterr(err, errlen, "the server serves an older key set for "
+		    "%s than the one pinned here (a rollback); refused",
+		    served.pk.address);
+		goto changed;
 	}
 	sp_keys_fingerprint(pin.pk.identity_pk, pin.pk.encryption_pk, fp_pin);
 	sp_keys_fingerprint(served.pk.identity_pk, served.pk.encryption_pk,
@@ -388,6 +392,7 @@ sp_keys_get(sp_cache *cache, sp_client *c, const char *address,
 	    "now gives %s; compare the fingerprint with %s, then run "
 	    "`sealpost keys accept %s`", served.pk.address, fp_pin, fp_new,
 	    served.pk.address, served.pk.address);
+changed:
 	*info_r = pin;
 	if (served_r)
 		*served_r = served;

@@ -14,6 +14,7 @@
 
 #include "client-core/cache.h"
 #include "client-core/keys.h"
+#include "crypto/pubkeys.h"
 #include "tests/sync/harness.h"
 #include "tests/unit.h"
 
@@ -220,6 +221,56 @@ t_changed_key(void)
 	free(list);
 }
 
+/* Pins alice's keys as signed at created, first seen 12345 (the pin
+ * record of docs/format.md "Fingerprints"). */
+static void
+pin_alice_at(uint64_t created)
+{
+	uint8_t *set = NULL, *v = NULL;
+	size_t len = 0;
+
+	CHECK_RC(sp_pubkeys_sign(alice.ks, "alice@example.org", created, NULL,
+	    0, &set, &len), 0);
+	if (set == NULL || (v = malloc(9 + len)) == NULL)
+		return;
+	v[0] = 1;
+	memset(v + 1, 0, 8);
+	v[7] = 0x30;
+	v[8] = 0x39;
+	memcpy(v + 9, set, len);
+	CHECK_RC(sp_cache_put(cache, SP_CACHE_T_PINS, "alice@example.org", 17,
+	    v, 9 + len), 0);
+	free(v);
+	free(set);
+}
+
+static void
+t_same_identity(void)
+{
+	struct sp_keys_info k;
+	char err[512] = "";
+
+	/* The server's set (created 1764460800) is older than the pin: a
+	 * rollback, refused even though the identity key is the same. */
+	pin_alice_at(1764460800 + 1000);
+	CHECK_RC(sp_keys_get(cache, C, "alice@example.org", &k, NULL, err,
+	    sizeof(err)), SP_EKEYCHANGED);
+	CHECK(strstr(err, "rollback") != NULL);
+	CHECK(k.pk.created == 1764460800 + 1000);
+	sp_keys_info_finish(&k);
+	/* Newer than the pin and signed by the pinned identity: the
+	 * owner's update, taken, keeping the first-seen time. */
+	pin_alice_at(1764460800 - 1000);
+	CHECK_RC(sp_keys_get(cache, C, "alice@example.org", &k, NULL, err,
+	    sizeof(err)), 0);
+	CHECK(k.pk.created == 1764460800 && k.first_seen == 12345 &&
+	    k.pinned_now == 0);
+	sp_keys_info_finish(&k);
+	CHECK_RC(sp_keys_pinned(cache, "alice@example.org", &k), 0);
+	CHECK(k.pk.created == 1764460800 && k.first_seen == 12345);
+	sp_keys_info_finish(&k);
+}
+
 static void
 t_pins_survive_reopen(void)
 {
@@ -267,6 +318,7 @@ main(void)
 	RUN(t_unknown);
 	RUN(t_signer);
 	RUN(t_changed_key);
+	RUN(t_same_identity);
 	RUN(t_pins_survive_reopen);
 	sp_cache_close(cache);
 	sp_client_close(C);
