@@ -132,7 +132,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="sp-mbox-")
     env = dict(os.environ, SEALPOST_BUILD_DIR=BUILD, SEALPOST_NO_BUILD="1")
     stack = os.path.join(tmp, "stack")
-    rc, out, err = run([STACK, "up", stack, "--accounts", "2"], env=env)
+    rc, out, err = run([STACK, "up", stack, "--accounts", "2", "--no-welcome"], env=env)
     if rc != 0:
         print("1..1")
         ok(False, "the local stack starts", err)

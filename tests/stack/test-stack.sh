@@ -40,7 +40,7 @@ login() {
 "$top/scripts/sealpost-stack" up "$dir" --accounts 2 >/dev/null 2>&1
 ok $? "sealpost-stack up"
 . "$dir/stack.env"
-for k in SERVER_URL SERVER DOMAIN CA_FILE DATA_DIR USER1 USER1_PASSWORD \
+for k in SERVER_URL SERVER GATEWAY_SMTP DOMAIN CA_FILE DATA_DIR USER1 USER1_PASSWORD \
     USER1_RECOVERY USER2 USER2_PASSWORD; do
 	eval "v=\${$k:-}"
 	[ -n "$v" ]
@@ -56,8 +56,16 @@ out=$("$build/client-core/sealpost" sync --server "$SERVER" --ca "$CA_FILE" \
     --address "$USER1" --password-file "$dir/pw" --cache "$dir/cache1" 2>&1)
 rc=$?
 rm -f "$dir/pw"
-[ $rc -eq 0 ] && echo "$out" | grep -q "^synced: 0 records, last seq 0"
-ok $? "sealpost sync pulls the (empty) log into an encrypted local cache"
+[ $rc -eq 0 ] && echo "$out" | grep -q "^synced $USER1: 1 messages in 6 folders"
+ok $? "sealpost sync pulls the log into an encrypted local cache"
+printf '%s\n' "$USER1_PASSWORD" >"$dir/pw"
+out=$("$build/client-core/sealpost" ls --password-file "$dir/pw" \
+    --cache "$dir/cache1" 2>&1)
+rm -f "$dir/pw"
+echo "$out" | grep -q "welcome@$DOMAIN.*Welcome to sealpost"
+ok $? "the welcome message came through the gateway, encrypted, and decrypts here"
+grep -q "msg 1: .* 250 spf=" "$dir/gateway.log"
+ok $? "the gateway logged the delivery with its checks"
 [ -f "$dir/cache1/cache.key" ] && [ -f "$dir/cache1/data.mdb" ]
 ok $? "the local cache has its wrapped key and its store"
 out=$(login "$USER1" "not the password")
@@ -76,6 +84,9 @@ ok $? "sealpost-stack down"
 curl -s --cacert "$CA_FILE" "https://$SERVER/health" >/dev/null 2>&1
 [ $? -ne 0 ]
 ok $? "the server is gone after down"
+python3 -c 'import socket,sys; h,p=sys.argv[1].split(":"); socket.create_connection((h, int(p)), 1)' "$GATEWAY_SMTP" 2>/dev/null
+[ $? -ne 0 ]
+ok $? "the gateway is gone after down"
 "$top/scripts/sealpost-stack" up "$dir" >/dev/null 2>&1
 ok $? "sealpost-stack up again on the same directory"
 out=$(login "$USER1" "$USER1_PASSWORD")
