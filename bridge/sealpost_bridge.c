@@ -231,6 +231,7 @@ cmd_accounts_list(const char *home)
 }
 
 static struct imap_server *the_server;
+static uv_signal_t sigterm, sigint;
 
 static void
 on_signal(uv_signal_t *h, int signum)
@@ -238,7 +239,11 @@ on_signal(uv_signal_t *h, int signum)
 	fprintf(stderr, "sealpost-bridge: signal %d, stopping\n", signum);
 	if (the_server)
 		imap_server_shutdown(the_server);
-	uv_close((uv_handle_t *)h, NULL);
+	/* With no handle left the loop ends. */
+	if (!uv_is_closing((uv_handle_t *)&sigterm))
+		uv_close((uv_handle_t *)&sigterm, NULL);
+	if (!uv_is_closing((uv_handle_t *)&sigint))
+		uv_close((uv_handle_t *)&sigint, NULL);
 }
 
 static void
@@ -258,7 +263,6 @@ cmd_serve(const char *home, int argc, char **argv)
 	char **names = NULL, dir[4096], err[512] = "", tlsdir[4096];
 	char cert[4200], key[4200], host[256], host2[256];
 	size_t npw = 0, n = 0, nacct = 0, i;
-	uv_signal_t sigterm, sigint;
 	uv_loop_t *loop = uv_default_loop();
 	int j, port = 0, tls_port = -1, rc = 1;
 
