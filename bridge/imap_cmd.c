@@ -479,7 +479,6 @@ login_as(struct imap_conn *c, struct imap_command *cmd, const char *user,
 
 	if (a == NULL || !bridge_account_check_password(a, pw, pwlen)) {
 		imap_conn_log(c, "login failed");
-		/* A failed guess costs the guesser a second. */
 		reply(c, cmd, "NO", "[AUTHENTICATIONFAILED] wrong user name "
 		    "or bridge password");
 		return;
