@@ -652,8 +652,9 @@ sp_mbox_open(sp_cache *cache, const sp_keyset *ks, sp_mbox **mb_r)
 	if (rc != 0 || (rc = load_messages(mb)) != 0)
 		goto fail;
 	for (i = 0; i < mb->nfolders; i++)
-		qsort(mb->folders[i].v, mb->folders[i].n,
-		    sizeof(struct msg *), uid_cmp);
+		if (mb->folders[i].n > 1)
+			qsort(mb->folders[i].v, mb->folders[i].n,
+			    sizeof(struct msg *), uid_cmp);
 	mb->folders_dirty = 0;
 	*mb_r = mb;
 	return 0;
