@@ -112,6 +112,9 @@ static const struct field_def fields[SP_F_MAX] = {
 	F(SP_F_SESSION_ID, "session_id", T_BYTES, 16, 16),
 	F(SP_F_TIME, "time", T_UINT, 0, ANY),
 	F(SP_F_MORE, "more", T_BOOL, 0, 1),
+	F(SP_F_MAIL_FROM, "mail_from", T_TEXT, 3, 254),
+	A(SP_F_RECIPIENTS, "recipients", T_TEXT, 3, 254),
+	F(SP_F_GATEWAY_PK, "gateway_pk", T_BYTES, 32, 32),
 };
 
 enum { C2S = 1, S2C = 2 };
@@ -196,6 +199,10 @@ static const struct msg_def msgs[SP_MSG_TYPE_MAX + 1] = {
 	M(SP_MSG_KEYS_GET, C2S, ID_REQ, SP_MSG_KEYS, BIT(SP_F_ADDRESS), 0),
 	M(SP_MSG_KEYS, S2C, ID_REQ, 0, BIT(SP_F_ADDRESS) | BIT(SP_F_PUBKEYS),
 	    0),
+	M(SP_MSG_GATEWAY_KEY, C2S, ID_REQ, SP_MSG_GATEWAY_KEY_OK, 0, 0),
+	M(SP_MSG_GATEWAY_KEY_OK, S2C, ID_REQ, 0, BIT(SP_F_GATEWAY_PK), 0),
+	M(SP_MSG_SUBMIT, C2S, ID_REQ, SP_MSG_OK, BIT(SP_F_BLOB_ID) |
+	    BIT(SP_F_MAIL_FROM) | BIT(SP_F_RECIPIENTS), 0),
 };
 
 static const char *const perr_names[SP_PERR_MAX] = {

@@ -61,6 +61,10 @@ enum sp_msg_type {
 	SP_MSG_BLOB_DELETE = 48,
 	SP_MSG_KEYS_GET = 50,
 	SP_MSG_KEYS = 51,
+	SP_MSG_GATEWAY_KEY = 52,    /* C->S: the gateway's X25519 key */
+	SP_MSG_GATEWAY_KEY_OK = 53,
+	SP_MSG_SUBMIT = 54,         /* C->S: queue a sealed blob for outside
+	                             * recipients (docs/protocol.md 7.5) */
 	SP_MSG_TYPE_MAX = 63
 };
 
@@ -100,7 +104,10 @@ enum sp_field {
 	SP_F_SESSION_ID = 31,  /* bytes 16 */
 	SP_F_TIME = 32,        /* uint: seconds since the epoch */
 	SP_F_MORE = 33,        /* bool */
-	SP_F_MAX = 34
+	SP_F_MAIL_FROM = 34,   /* text 3..254: SUBMIT's envelope sender */
+	SP_F_RECIPIENTS = 35,  /* array of text 3..254 */
+	SP_F_GATEWAY_PK = 36,  /* bytes 32: the gateway's X25519 key */
+	SP_F_MAX = 37
 };
 
 /* Error codes carried in SP_MSG_ERROR's SP_F_CODE. */

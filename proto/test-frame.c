@@ -65,6 +65,9 @@ static const struct tfield {
 	{ SP_F_SESSION_ID, "session_id", "bytes", 16, 16 },
 	{ SP_F_TIME, "time", "uint", 0, ANY },
 	{ SP_F_MORE, "more", "bool", 0, 1 },
+	{ SP_F_MAIL_FROM, "mail_from", "text", 3, 254 },
+	{ SP_F_RECIPIENTS, "recipients", "array of text", 3, 254 },
+	{ SP_F_GATEWAY_PK, "gateway_pk", "bytes", 32, 32 },
 };
 
 /* Field lists are comma-separated names, "—" for none, as in the doc. */
@@ -127,6 +130,12 @@ static const struct tmsg {
 	    "OK" },
 	{ SP_MSG_KEYS_GET, "KEYS_GET", "C→S", "≠ 0", "address", "—", "KEYS" },
 	{ SP_MSG_KEYS, "KEYS", "S→C", "≠ 0", "address, pubkeys", "—", "—" },
+	{ SP_MSG_GATEWAY_KEY, "GATEWAY_KEY", "C→S", "≠ 0", "—", "—",
+	    "GATEWAY_KEY_OK" },
+	{ SP_MSG_GATEWAY_KEY_OK, "GATEWAY_KEY_OK", "S→C", "≠ 0", "gateway_pk",
+	    "—", "—" },
+	{ SP_MSG_SUBMIT, "SUBMIT", "C→S", "≠ 0",
+	    "blob_id, mail_from, recipients", "—", "OK" },
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -903,7 +912,7 @@ t_rejections(void)
 	CHECK_HEX("a3 00 1b 00 00 00 01 00 00 00 1e 01 01 10 81 41 61",
 	    SP_PERR_UNKNOWN, NULL);
 	/* INVALID: unknown keys */
-	snprintf(hex, sizeof(hex), "a4 %s 10 81 41 61 18 22 00", append_hdr);
+	snprintf(hex, sizeof(hex), "a4 %s 10 81 41 61 18 3e 00", append_hdr);
 	CHECK_HEX(hex, SP_PERR_INVALID, "unknown field");
 	snprintf(hex, sizeof(hex), "a4 %s 10 81 41 61 1b ff ff ff ff ff ff ff "
 	    "ff 81 40", append_hdr);
