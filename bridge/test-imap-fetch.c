@@ -376,10 +376,14 @@ static void
 t_corpora(void)
 {
 	const char *root = getenv("SP_SOURCE_ROOT");
+	const char *data = getenv("SP_TESTDATA");
 	char dir[4096];
 
-	snprintf(dir, sizeof(dir), "%s/../shared/testdata/mime",
-	    root ? root : ".");
+	if (data && *data)
+		snprintf(dir, sizeof(dir), "%s/mime", data);
+	else
+		snprintf(dir, sizeof(dir), "%s/../shared/testdata/mime",
+		    root ? root : ".");
 	CHECK(nftw(dir, corpus_file, 16, FTW_PHYS) == 0);
 	fprintf(stderr, "# %d corpus messages, %d problems\n", corpus_n,
 	    corpus_bad);

@@ -19,7 +19,8 @@ import time
 BUILD, TOP = sys.argv[1], sys.argv[2]
 BRIDGE = os.path.join(BUILD, 'bridge', 'sealpost-bridge')
 STACK = os.path.join(TOP, 'scripts', 'sealpost-stack')
-MIME = os.path.join(TOP, '..', 'shared', 'testdata', 'mime')
+MIME = os.path.join(os.environ.get('SP_TESTDATA') or
+                    os.path.join(TOP, '..', 'shared', 'testdata'), 'mime')
 
 n_tests = 0
 failed = 0

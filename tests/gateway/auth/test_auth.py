@@ -28,7 +28,8 @@ import nacl.signing  # noqa: E402
 
 ROOT = sys.argv[1]
 CHECKERS = sys.argv[2:]
-SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "testdata"))
+SHARED = os.environ.get("SP_TESTDATA") or os.path.normpath(
+    os.path.join(ROOT, "..", "shared", "testdata"))
 PSL = os.path.join(SHARED, "psl", "public_suffix_list.dat")
 
 n_test = 0
