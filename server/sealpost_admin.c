@@ -13,6 +13,10 @@
  *   sealpost-admin [--data-dir DIR] user quota ADDRESS MB
  *   sealpost-admin [--data-dir DIR] backup DEST
  *   sealpost-admin [--data-dir DIR] restore BACKUP [--force]
+ *   sealpost-admin [--data-dir DIR] domain add NAME [--selector S]
+ *                      [--mx HOST] [--rua ADDRESS] [--dmarc-policy P]
+ *   sealpost-admin [--data-dir DIR] domain list
+ *   sealpost-admin [--data-dir DIR] domain show NAME
  *
  * Commands are a table of check/proceed pairs: check looks only at the
  * arguments (a usage error exits 2 before anything is touched), proceed
@@ -34,6 +38,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <dirent.h>
 
 #include <arpa/inet.h>
 #include <openssl/bn.h>
@@ -62,6 +68,7 @@ struct args {
 	const char *pos[2];
 	int npos;
 	const char *tls_cert, *tls_key, *hostname;
+	const char *selector, *mx, *rua, *policy;   /* domain add */
 	int yes, force;
 	uint64_t n;             /* --days, or the quota in MB */
 };
@@ -71,6 +78,7 @@ enum {
 	OPT_YES = 1 << 1,
 	OPT_FORCE = 1 << 2,
 	OPT_TLS = 1 << 3,       /* --tls-cert, --tls-key, --hostname */
+	OPT_DOMAIN = 1 << 4,    /* --selector, --mx, --rua, --dmarc-policy */
 };
 
 struct cmd {
@@ -203,6 +211,15 @@ parse_args(const struct cmd *c, int argc, char **argv, struct args *a)
 			rc = opt_value(c, argc, argv, &i, &a->tls_key);
 		else if ((c->opts & OPT_TLS) && !strcmp(s, "--hostname"))
 			rc = opt_value(c, argc, argv, &i, &a->hostname);
+		else if ((c->opts & OPT_DOMAIN) && !strcmp(s, "--selector"))
+			rc = opt_value(c, argc, argv, &i, &a->selector);
+		else if ((c->opts & OPT_DOMAIN) && !strcmp(s, "--mx"))
+			rc = opt_value(c, argc, argv, &i, &a->mx);
+		else if ((c->opts & OPT_DOMAIN) && !strcmp(s, "--rua"))
+			rc = opt_value(c, argc, argv, &i, &a->rua);
+		else if ((c->opts & OPT_DOMAIN) &&
+		    !strcmp(s, "--dmarc-policy"))
+			rc = opt_value(c, argc, argv, &i, &a->policy);
 		else
 			return usage_error(c, "unknown option '%s'", s);
 	}
@@ -1302,6 +1319,683 @@ out:
 	return rc;
 }
 
+/* ---- domain ------------------------------------------------------------- */
+
+/*
+ * A mail domain's outbound identity: its DKIM keys and the settings its DNS
+ * records are printed from, in files under DATA_DIR/dkim/NAME/ (the layout
+ * is in docs/operations.md, "DNS"; the gateway's DKIM signer reads it):
+ *
+ *   domain.conf          key = value lines (this tool rewrites it whole)
+ *   SEL.rsa.key          RSA-2048, PKCS#8 PEM, 0600  (SEL: rsa-selector)
+ *   SEL.ed25519.key      Ed25519, PKCS#8 PEM, 0600   (SEL: ed25519-selector)
+ *
+ * Files rather than the store: the keys are secrets that a backup of the
+ * store should not carry, and a signer reads them with nothing but
+ * OpenSSL.  Keys are never replaced; a new --selector makes a new pair
+ * beside the old one (rotation: publish both until the old is unused).
+ */
+#define DOMAIN_CONF_MAX 4096
+#define DOMAINS_MAX 4096        /* listed by domain list */
+#define DKIM_RSA_BITS 2048
+#define DNS_TTL 3600
+#define STS_MAX_AGE 604800      /* a week, as RFC 8461's examples */
+
+struct domain {
+	char name[254];
+	char mx[254];
+	char sel_rsa[64], sel_ed[64];
+	char policy[16];        /* none, quarantine, reject */
+	char rua[280];          /* "" or mailto:ADDRESS */
+	char sts_id[33];        /* the _mta-sts id: UTC YYYYMMDDHHMMSS */
+	char created[32];
+};
+
+/* A DNS name of at least two labels of letters, digits and inner '-'; it
+ * becomes a path component, so nothing else may pass.  Copied lower-case
+ * into dst (254 bytes). */
+static int
+dns_name(const char *s, char *dst)
+{
+	size_t i, n = strlen(s), label = 0, dots = 0;
+
+	if (n == 0 || n > 253)
+		return -1;
+	for (i = 0; i <= n; i++) {
+		char ch = s[i];
+
+		if (ch == '.' || ch == 0) {
+			if (label == 0 || s[i - 1] == '-')
+				return -1;
+			dots += ch == '.';
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || (ch == '-' && label > 0)))
+			return -1;
+		if (++label > 63)
+			return -1;
+	}
+	if (dots == 0)
+		return -1;
+	for (i = 0; i <= n; i++)
+		dst[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
+	return 0;
+}
+
+/* A selector stem: 1 to 40 of a-z, 0-9 and inner '-' (a label, once the
+ * tool appends 'r' or 'e'). */
+static int
+selector_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 40 || s[0] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* A full selector as stored: a stem and one more letter. */
+static int
+selector_full_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 2 && n <= 41 && s[n - 1] != '-' && selector_ok(s);
+}
+
+/* mailto:ADDRESS with nothing that would end a DMARC or TLS-RPT tag
+ * (';' ',' '!'), a TXT string ('"' '\') or a line. */
+static int
+rua_ok(const char *s)
+{
+	const char *addr = strncmp(s, "mailto:", 7) == 0 ? s + 7 : NULL;
+
+	if (addr == NULL || strlen(s) >= sizeof(((struct domain *)0)->rua) ||
+	    !address_ok(addr))
+		return 0;
+	return strpbrk(addr, ";,!\"\\") == NULL;
+}
+
+static int
+policy_ok(const char *s)
+{
+	return !strcmp(s, "none") || !strcmp(s, "quarantine") ||
+	    !strcmp(s, "reject");
+}
+
+static int
+check_domain_name(const struct cmd *c, struct args *a)
+{
+	char name[254];
+
+	if (dns_name(a->pos[0], name) != 0)
+		return usage_error(c, "'%s' is not a domain name (labels of "
+		    "letters, digits and '-', at least two)", a->pos[0]);
+	return 0;
+}
+
+static int
+check_domain_add(const struct cmd *c, struct args *a)
+{
+	char buf[280];
+
+	if (a->selector && !selector_ok(a->selector))
+		return usage_error(c, "--selector: '%s' is not 1 to 40 of "
+		    "a-z, 0-9 and '-'", a->selector);
+	if (a->mx && dns_name(a->mx, buf) != 0)
+		return usage_error(c, "--mx: '%s' is not a host name", a->mx);
+	if (!a->mx && strlen(a->pos[0]) > 248)
+		return usage_error(c, "%s", "mail.NAME is too long for DNS; "
+		    "give --mx");
+	if (a->policy && !policy_ok(a->policy))
+		return usage_error(c, "--dmarc-policy is none, quarantine or "
+		    "reject, not '%s'", a->policy);
+	if (a->rua) {
+		snprintf(buf, sizeof(buf), "%s%s", strncmp(a->rua, "mailto:",
+		    7) ? "mailto:" : "", a->rua);
+		if (!rua_ok(buf))
+			return usage_error(c, "--rua: '%s' is not a mail "
+			    "address for reports", a->rua);
+	}
+	return check_domain_name(c, a);
+}
+
+static int
+domain_dir(const struct ctx *c, const char *name, char *buf, size_t cap)
+{
+	char dkim[PATH_MAX];
+
+	if (path_join(dkim, sizeof(dkim), c->data_dir, "dkim") != 0)
+		return -1;
+	return name ? path_join(buf, cap, dkim, name) :
+	    path_join(buf, cap, c->data_dir, "dkim");
+}
+
+/* "KEY.rsa.key" or "KEY.ed25519.key" in the domain's directory. */
+static int
+key_path(const char *dir, const char *sel, const char *kind, char *buf,
+    size_t cap)
+{
+	if ((size_t)snprintf(buf, cap, "%s/%s.%s.key", dir, sel, kind) >=
+	    cap) {
+		fprintf(stderr, "sealpost-admin: %s: path too long\n", dir);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_set(struct domain *d, const char *k, const char *v)
+{
+	struct { const char *key; char *dst; size_t cap; } f[] = {
+		{ "domain", d->name, sizeof(d->name) },
+		{ "mx", d->mx, sizeof(d->mx) },
+		{ "rsa-selector", d->sel_rsa, sizeof(d->sel_rsa) },
+		{ "ed25519-selector", d->sel_ed, sizeof(d->sel_ed) },
+		{ "dmarc-policy", d->policy, sizeof(d->policy) },
+		{ "rua", d->rua, sizeof(d->rua) },
+		{ "mta-sts-id", d->sts_id, sizeof(d->sts_id) },
+		{ "created", d->created, sizeof(d->created) },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (strcmp(k, f[i].key) != 0)
+			continue;
+		if (strlen(v) >= f[i].cap)
+			return -1;
+		memcpy(f[i].dst, v, strlen(v) + 1);
+		return 0;
+	}
+	return 0;       /* a key of a later version: kept out, not fatal */
+}
+
+/* Checks what was read as strictly as what a command line gives: the
+ * names become paths and DNS text. */
+static int
+conf_valid(const struct domain *d, const char *name)
+{
+	char buf[254];
+	size_t i;
+
+	if (strcmp(d->name, name) != 0 || dns_name(d->mx, buf) != 0 ||
+	    !selector_full_ok(d->sel_rsa) || !selector_full_ok(d->sel_ed) ||
+	    !strcmp(d->sel_rsa, d->sel_ed) || !policy_ok(d->policy) ||
+	    (d->rua[0] && !rua_ok(d->rua)) || d->sts_id[0] == 0)
+		return 0;
+	for (i = 0; d->sts_id[i]; i++)
+		if (!((d->sts_id[i] >= '0' && d->sts_id[i] <= '9') ||
+		    (d->sts_id[i] >= 'a' && d->sts_id[i] <= 'z') ||
+		    (d->sts_id[i] >= 'A' && d->sts_id[i] <= 'Z')))
+			return 0;
+	return 1;
+}
+
+/* Reads DIR/dkim/NAME/domain.conf.  0; ENOENT if the domain is not
+ * recorded; 1 after a message. */
+static int
+conf_read(const struct ctx *c, const char *name, struct domain *d)
+{
+	char dir[PATH_MAX], path[PATH_MAX], *text, *line, *save = NULL;
+	char *eq, *k, *v;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc, n = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (domain_dir(c, name, dir, sizeof(dir)) != 0 ||
+	    path_join(path, sizeof(path), dir, "domain.conf") != 0)
+		return 1;
+	if ((rc = slurp(path, DOMAIN_CONF_MAX, &buf, &len)) == ENOENT)
+		return ENOENT;
+	if (rc != 0)
+		return fail(path, strerror(rc));
+	text = (char *)buf;
+	text[len] = 0;  /* slurp leaves a byte beyond max */
+	rc = 0;
+	for (line = strtok_r(text, "\n", &save); line && rc == 0;
+	    line = strtok_r(NULL, "\n", &save)) {
+		n++;
+		if (line[0] == '#' || line[0] == 0)
+			continue;
+		if ((eq = strstr(line, " = ")) == NULL) {
+			rc = -1;
+			break;
+		}
+		*eq = 0;
+		k = line;
+		v = eq + 3;
+		rc = conf_set(d, k, v);
+	}
+	slurp_free(buf, len);
+	if (rc != 0)
+		return fail(path, "malformed line (key = value expected)");
+	if (!conf_valid(d, name))
+		return fail(path, "incomplete or invalid settings");
+	return 0;
+}
+
+/* Writes the new domain.conf beside the old and renames it over: a crash
+ * leaves one or the other, whole. */
+static int
+conf_write(const struct ctx *c, const char *dir, const struct domain *d)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], text[DOMAIN_CONF_MAX];
+	int n, rc;
+
+	n = snprintf(text, sizeof(text),
+	    "# written by sealpost-admin domain add; read by the gateway's "
+	    "DKIM signer\n"
+	    "domain = %s\nmx = %s\nrsa-selector = %s\ned25519-selector = %s\n"
+	    "dmarc-policy = %s\n%s%s%smta-sts-id = %s\ncreated = %s\n",
+	    d->name, d->mx, d->sel_rsa, d->sel_ed, d->policy,
+	    d->rua[0] ? "rua = " : "", d->rua, d->rua[0] ? "\n" : "",
+	    d->sts_id, d->created);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return fail(d->name, "settings too long");
+	if (path_join(path, sizeof(path), dir, "domain.conf") != 0 ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) >= sizeof(tmp))
+		return 1;
+	(void)unlink(tmp);
+	if ((rc = file_create(tmp, text, (size_t)n, 0600)) != 0 ||
+	    (rc = owner_like(c->data_dir, tmp)) != 0 ||
+	    (rename(tmp, path) != 0 && (rc = errno) != 0) ||
+	    (rc = fsync_parent(path)) != 0) {
+		(void)unlink(tmp);
+		return fail(path, strerror(rc));
+	}
+	return 0;
+}
+
+/* Reads a private key of the expected type (EVP_PKEY_RSA or _ED25519). */
+static int
+key_load(const char *path, int type, EVP_PKEY **pk_r)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	EVP_PKEY *pk = NULL;
+	BIO *b;
+	int rc;
+
+	*pk_r = NULL;
+	if ((rc = slurp(path, PEM_MAX, &buf, &len)) != 0)
+		return rc == ENOENT ? ENOENT : fail(path, strerror(rc));
+	if ((b = BIO_new_mem_buf(buf, (int)len)) != NULL)
+		pk = PEM_read_bio_PrivateKey(b, NULL, NULL,
+		    (void *)(uintptr_t)"");
+	BIO_free(b);
+	slurp_free(buf, len);
+	ERR_clear_error();
+	if (pk == NULL || EVP_PKEY_get_base_id(pk) != type ||
+	    (type == EVP_PKEY_RSA && EVP_PKEY_get_bits(pk) < 1024)) {
+		EVP_PKEY_free(pk);
+		return fail(path, type == EVP_PKEY_RSA ? "not an RSA private "
+		    "key (PEM) of 1024 bits or more" : "not an Ed25519 "
+		    "private key (PEM)");
+	}
+	*pk_r = pk;
+	return 0;
+}
+
+/* Makes a key of type into the new file path (0600, the data directory's
+ * owner); 0 or 1 after a message. */
+static int
+key_make(const struct ctx *c, const char *path, int type, EVP_PKEY **pk_r)
+{
+	EVP_PKEY *pk;
+	BIO *b = NULL;
+	int rc = 1, e;
+
+	pk = type == EVP_PKEY_RSA ? EVP_RSA_gen(DKIM_RSA_BITS) :
+	    EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	if (pk == NULL || (b = BIO_new(BIO_s_secmem())) == NULL ||
+	    !PEM_write_bio_PrivateKey(b, pk, NULL, NULL, 0, NULL, NULL)) {
+		(void)fail("making a DKIM key", ssl_error());
+		goto out;
+	}
+	if ((e = bio_to_file(b, path, 0600)) != 0 ||
+	    (e = owner_like(c->data_dir, path)) != 0) {
+		(void)fail(path, strerror(e));
+		goto out;
+	}
+	*pk_r = pk;
+	pk = NULL;
+	rc = 0;
+out:
+	BIO_free(b);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+/* The p= of a DKIM record: base64 of the SubjectPublicKeyInfo for RSA
+ * (RFC 6376 3.6.1), of the raw 32-byte key for Ed25519 (RFC 8463). */
+static int
+key_p(EVP_PKEY *pk, char *out, size_t cap)
+{
+	unsigned char raw[32], *der = NULL;
+	size_t rawlen = sizeof(raw);
+	int n;
+
+	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519) {
+		if (EVP_PKEY_get_raw_public_key(pk, raw, &rawlen) != 1 ||
+		    rawlen != sizeof(raw) || cap <
+		    sodium_base64_ENCODED_LEN(rawlen,
+		    sodium_base64_VARIANT_ORIGINAL))
+			return -1;
+		sodium_bin2base64(out, cap, raw, rawlen,
+		    sodium_base64_VARIANT_ORIGINAL);
+		return 0;
+	}
+	if ((n = i2d_PUBKEY(pk, &der)) <= 0)
+		return -1;
+	if (cap < sodium_base64_ENCODED_LEN((size_t)n,
+	    sodium_base64_VARIANT_ORIGINAL)) {
+		OPENSSL_free(der);
+		return -1;
+	}
+	sodium_bin2base64(out, cap, der, (size_t)n,
+	    sodium_base64_VARIANT_ORIGINAL);
+	OPENSSL_free(der);
+	return 0;
+}
+
+/* The p= for the key of type in path, making the key if create and it is
+ * missing; 0, ENOENT (missing, !create) or 1 after a message. */
+static int
+key_public(const struct ctx *c, const char *path, int type, int create,
+    char *p, size_t cap)
+{
+	EVP_PKEY *pk = NULL;
+	int rc;
+
+	rc = key_load(path, type, &pk);
+	if (rc == ENOENT && create) {
+		if ((rc = key_make(c, path, type, &pk)) == 0)
+			fprintf(stderr, "created  %s (%s, mode 0600)\n", path,
+			    type == EVP_PKEY_RSA ? "RSA-2048" : "Ed25519");
+	} else if (rc == 0 && create)
+		fprintf(stderr, "kept     %s (exists)\n", path);
+	if (rc == ENOENT)
+		return fail(path, "missing (sealpost-admin domain add makes "
+		    "it)");
+	if (rc != 0)
+		return rc;
+	rc = key_p(pk, p, cap) == 0 ? 0 : fail(path, "cannot encode the "
+	    "public key");
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+static void
+rr(const char *owner, const char *type, const char *data)
+{
+	printf("%-36s %d IN %-5s %s\n", owner, DNS_TTL, type, data);
+}
+
+/* A TXT record; a value beyond 255 bytes (an RSA key) is split into
+ * several strings, which a resolver joins (RFC 7208 3.3, RFC 6376 3.6.2.2). */
+static void
+rr_txt(const char *owner, const char *value)
+{
+	size_t n = strlen(value), at;
+
+	printf("%-36s %d IN TXT   ", owner, DNS_TTL);
+	for (at = 0; at < n; at += 255)
+		printf("%s\"%.*s\"", at ? " " : "", (int)(n - at < 255 ?
+		    n - at : 255), value + at);
+	printf("\n");
+}
+
+/* Prints the zone text for d: only comments and records, so that stdout
+ * can be pasted or appended to a zone file as it is. */
+static void
+domain_print(const struct domain *d, const char *p_rsa, const char *p_ed)
+{
+	char owner[400], v[1024], mx[300], tlsrpt[300];
+	const char *n = d->name;
+
+	snprintf(mx, sizeof(mx), "%s.", d->mx);
+	printf("; sealpost: the DNS records of %s (sealpost-admin domain "
+	    "show %s)\n; The mail host %s needs A/AAAA records of its own, "
+	    "and a PTR naming it.\n\n", n, n, d->mx);
+	printf("; Mail for the domain goes to the gateway (port 25) on the "
+	    "mail host.\n");
+	snprintf(owner, sizeof(owner), "%s.", n);
+	snprintf(v, sizeof(v), "10 %s", mx);
+	rr(owner, "MX", v);
+	printf("; SPF: only the domain's MX hosts send its mail.\n");
+	rr_txt(owner, "v=spf1 mx -all");
+	printf("; DKIM: the gateway signs outbound mail with both keys "
+	    "(RFC 6376, RFC 8463).\n");
+	snprintf(owner, sizeof(owner), "%s._domainkey.%s.", d->sel_rsa, n);
+	snprintf(v, sizeof(v), "v=DKIM1; k=rsa; p=%s", p_rsa);
+	rr_txt(owner, v);
+	snprintf(owner, sizeof(owner), "%s._domainkey.%s.", d->sel_ed, n);
+	snprintf(v, sizeof(v), "v=DKIM1; k=ed25519; p=%s", p_ed);
+	rr_txt(owner, v);
+	printf("; DMARC: what receivers do with mail that fails SPF and "
+	    "DKIM alignment.\n");
+	snprintf(owner, sizeof(owner), "_dmarc.%s.", n);
+	snprintf(v, sizeof(v), "v=DMARC1; p=%s%s%s", d->policy,
+	    d->rua[0] ? "; rua=" : "", d->rua);
+	rr_txt(owner, v);
+	printf("; MTA-STS (RFC 8461): senders must reach the MX over "
+	    "verified TLS.  The id\n; changes whenever the policy does; "
+	    "mta-sts.%s serves the policy below.\n", n);
+	snprintf(owner, sizeof(owner), "_mta-sts.%s.", n);
+	snprintf(v, sizeof(v), "v=STSv1; id=%s", d->sts_id);
+	rr_txt(owner, v);
+	snprintf(owner, sizeof(owner), "mta-sts.%s.", n);
+	rr(owner, "CNAME", mx);
+	printf("; TLS-RPT (RFC 8460): where senders report failed TLS "
+	    "to the MX.\n");
+	snprintf(owner, sizeof(owner), "_smtp._tls.%s.", n);
+	snprintf(tlsrpt, sizeof(tlsrpt), "mailto:postmaster@%s", n);
+	snprintf(v, sizeof(v), "v=TLSRPTv1; rua=%s", d->rua[0] ? d->rua :
+	    tlsrpt);
+	rr_txt(owner, v);
+	printf("; WKD: OpenPGP users outside find each account's public key "
+	    "at\n; https://openpgpkey.%s/.well-known/openpgpkey/%s/hu/..., "
+	    "served by\n; sealpost-server (port 443), whose certificate must "
+	    "name openpgpkey.%s.\n", n, n, n);
+	snprintf(owner, sizeof(owner), "openpgpkey.%s.", n);
+	rr(owner, "CNAME", mx);
+	printf("; Autoconfig: Thunderbird asks https://autoconfig.%s/mail/"
+	    "config-v1.1.xml.\n", n);
+	snprintf(owner, sizeof(owner), "autoconfig.%s.", n);
+	rr(owner, "CNAME", mx);
+	printf("\n; The MTA-STS policy: serve these lines (without \"; \") as "
+	    "text/plain at\n; https://mta-sts.%s/.well-known/mta-sts.txt "
+	    "with a certificate that names\n; mta-sts.%s.\n"
+	    "; BEGIN mta-sts.txt\n; version: STSv1\n; mode: enforce\n"
+	    "; mx: %s\n; max_age: %d\n; END mta-sts.txt\n", n, n, d->mx,
+	    STS_MAX_AGE);
+}
+
+/* The public halves of d's keys, made if create and missing. */
+static int
+domain_keys(const struct ctx *c, const char *dir, const struct domain *d,
+    int create, char *p_rsa, size_t rcap, char *p_ed, size_t ecap)
+{
+	char path[PATH_MAX];
+
+	if (key_path(dir, d->sel_rsa, "rsa", path, sizeof(path)) != 0 ||
+	    key_public(c, path, EVP_PKEY_RSA, create, p_rsa, rcap) != 0 ||
+	    key_path(dir, d->sel_ed, "ed25519", path, sizeof(path)) != 0 ||
+	    key_public(c, path, EVP_PKEY_ED25519, create, p_ed, ecap) != 0)
+		return 1;
+	return 0;
+}
+
+/* Now in UTC: 2026-01-31T12:00:00Z, or 20260131120000 if compact. */
+static void
+utc_stamp(int compact, char *buf, size_t cap)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t n;
+
+	if (gmtime_r(&now, &tm) == NULL)
+		n = 0;
+	else if (compact)
+		n = strftime(buf, cap, "%Y%m%d%H%M%S", &tm);
+	else
+		n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (n == 0)
+		snprintf(buf, cap, "0");
+}
+
+/* The settings domain add arrives at: the old ones (if any) with what the
+ * command line changes; *changed_r if the file must be written. */
+static void
+domain_settle(const struct args *a, const char *name, int had,
+    struct domain *d, int *changed_r)
+{
+	struct domain old = *d;
+	char stem[48], year[8], mxbuf[300];
+
+	if (!had) {
+		memset(d, 0, sizeof(*d));
+		memcpy(d->name, name, strlen(name) + 1);
+		/* check_domain_add saw that mail.NAME is a name. */
+		snprintf(mxbuf, sizeof(mxbuf), "mail.%s", name);
+		memcpy(d->mx, mxbuf, strlen(mxbuf) + 1);
+		snprintf(d->policy, sizeof(d->policy), "quarantine");
+		utc_stamp(0, d->created, sizeof(d->created));
+		memcpy(year, d->created, 4);
+		year[4] = 0;
+		snprintf(stem, sizeof(stem), "sp%s", year);
+	}
+	if (a->selector)
+		snprintf(stem, sizeof(stem), "%s", a->selector);
+	if (!had || a->selector) {
+		snprintf(d->sel_rsa, sizeof(d->sel_rsa), "%sr", stem);
+		snprintf(d->sel_ed, sizeof(d->sel_ed), "%se", stem);
+	}
+	if (a->mx)
+		(void)dns_name(a->mx, d->mx);
+	if (a->policy)
+		snprintf(d->policy, sizeof(d->policy), "%s", a->policy);
+	if (a->rua)
+		snprintf(d->rua, sizeof(d->rua), "%s%s", strncmp(a->rua,
+		    "mailto:", 7) ? "mailto:" : "", a->rua);
+	/* The MTA-STS policy names the MX: a new one needs a new id. */
+	if (!had || strcmp(old.mx, d->mx) != 0)
+		utc_stamp(1, d->sts_id, sizeof(d->sts_id));
+	*changed_r = !had || memcmp(&old, d, sizeof(old)) != 0;
+}
+
+static int
+proceed_domain_add(struct ctx *c, const struct args *a)
+{
+	char name[254], dkim[PATH_MAX], dir[PATH_MAX];
+	char p_rsa[1024], p_ed[64];
+	struct domain d;
+	int rc, had, changed = 0;
+
+	(void)dns_name(a->pos[0], name);
+	if ((rc = conf_read(c, name, &d)) != 0 && rc != ENOENT)
+		return 1;
+	had = rc == 0;
+	domain_settle(a, name, had, &d, &changed);
+	if (domain_dir(c, NULL, dkim, sizeof(dkim)) != 0 ||
+	    domain_dir(c, name, dir, sizeof(dir)) != 0)
+		return 1;
+	if ((mkdir(dkim, 0700) != 0 && errno != EEXIST) ||
+	    (owner_like(c->data_dir, dkim)) != 0)
+		return fail(dkim, strerror(errno));
+	if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+	    (owner_like(c->data_dir, dir)) != 0)
+		return fail(dir, strerror(errno));
+	/* The keys before the settings that name them. */
+	if (domain_keys(c, dir, &d, 1, p_rsa, sizeof(p_rsa), p_ed,
+	    sizeof(p_ed)) != 0)
+		return 1;
+	if (changed && conf_write(c, dir, &d) != 0)
+		return 1;
+	fprintf(stderr, "%s %s (%s/domain.conf); its DNS records follow on "
+	    "stdout.\nAdd %s to the domains of sealpost-server and "
+	    "sealpost-gateway.\n", !had ? "recorded" : changed ? "updated " :
+	    "kept    ", name, dir, name);
+	if (had && a->selector)
+		fprintf(stderr, "Keep the records of the former selectors "
+		    "published until mail signed with them\nhas been "
+		    "delivered (a week), then remove them.\n");
+	domain_print(&d, p_rsa, p_ed);
+	return 0;
+}
+
+static int
+proceed_domain_show(struct ctx *c, const struct args *a)
+{
+	char name[254], dir[PATH_MAX], p_rsa[1024], p_ed[64];
+	struct domain d;
+	int rc;
+
+	(void)dns_name(a->pos[0], name);
+	if ((rc = conf_read(c, name, &d)) == ENOENT)
+		return fail(name, "no such domain (sealpost-admin domain add "
+		    "records one)");
+	if (rc != 0 || domain_dir(c, name, dir, sizeof(dir)) != 0 ||
+	    domain_keys(c, dir, &d, 0, p_rsa, sizeof(p_rsa), p_ed,
+	    sizeof(p_ed)) != 0)
+		return 1;
+	domain_print(&d, p_rsa, p_ed);
+	return 0;
+}
+
+static int
+name_cmp(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static int
+proceed_domain_list(struct ctx *c, const struct args *a)
+{
+	char dkim[PATH_MAX], *names[DOMAINS_MAX], buf[254];
+	struct dirent *e;
+	struct domain d;
+	size_t n = 0, i;
+	DIR *dp;
+	int rc = 0;
+
+	if (domain_dir(c, NULL, dkim, sizeof(dkim)) != 0)
+		return 1;
+	if ((dp = opendir(dkim)) == NULL)
+		return errno == ENOENT ? 0 : fail(dkim, strerror(errno));
+	while ((e = readdir(dp)) != NULL && n < DOMAINS_MAX) {
+		/* Only names that are domains: no ".", "..", or stray files. */
+		if (dns_name(e->d_name, buf) != 0 ||
+		    strcmp(buf, e->d_name) != 0)
+			continue;
+		if ((names[n] = strdup(e->d_name)) == NULL) {
+			rc = fail("domain list", strerror(ENOMEM));
+			break;
+		}
+		n++;
+	}
+	(void)closedir(dp);
+	qsort(names, n, sizeof(names[0]), name_cmp);
+	for (i = 0; i < n; i++) {
+		int r = rc == 0 ? conf_read(c, names[i], &d) : ENOENT;
+
+		if (r == 0)
+			printf("%s\t%s\t%s\t%s\t%s\n", d.name, d.mx, d.sel_rsa,
+			    d.sel_ed, d.created);
+		else if (r != ENOENT)
+			rc = 1;
+		free(names[i]);
+	}
+	return rc;
+}
+
 /* ---- the table and main ------------------------------------------------- */
 
 static const struct cmd cmds[] = {
@@ -1341,10 +2035,25 @@ static const struct cmd cmds[] = {
 	    "if the store holds data, unless --force: then the old store\n"
 	    "      is moved to DIR/store.before-restore-TIME, not deleted",
 	    OPT_FORCE, 1, 0, NULL, proceed_restore },
+	{ "domain", "add", "domain add NAME [--selector S] [--mx HOST] "
+	    "[--rua ADDRESS]\n      [--dmarc-policy none|quarantine|reject]",
+	    "makes the domain's DKIM keys (RSA-2048 as Sr, Ed25519 as Se; S "
+	    "spYEAR)\n      in DIR/dkim/NAME/, records the domain and prints "
+	    "its DNS records\n      (MX to HOST, mail.NAME; reports to "
+	    "ADDRESS); never replaces a key",
+	    OPT_DOMAIN, 1, 1, check_domain_add, proceed_domain_add },
+	{ "domain", "list", "domain list", "one line per domain, "
+	    "tab-separated: name, mail host, RSA and Ed25519\n      "
+	    "selectors, created (UTC)",
+	    0, 0, 1, NULL, proceed_domain_list },
+	{ "domain", "show", "domain show NAME",
+	    "prints the domain's DNS records again",
+	    0, 1, 1, check_domain_name, proceed_domain_show },
 	{ NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL },
 };
 
-/* The command named by argv[0] (and argv[1] for user); *used_r words. */
+/* The command named by argv[0] (and argv[1] for user and domain);
+ * *used_r words. */
 static const struct cmd *
 cmd_find(int argc, char **argv, int *used_r)
 {
@@ -1361,7 +2070,11 @@ cmd_find(int argc, char **argv, int *used_r)
 		}
 	}
 	if (group && argc > 1)
-		(void)usage_error(NULL, "unknown user command '%s'", argv[1]);
+		(void)usage_error(NULL, "unknown %s command '%s'", argv[0],
+		    argv[1]);
+	else if (group && !strcmp(argv[0], "domain"))
+		(void)usage_error(NULL, "%s", "domain needs a command: add, "
+		    "list or show");
 	else if (group)
 		(void)usage_error(NULL, "%s", "user needs a command: list, "
 		    "disable, enable, delete or quota");
