@@ -200,6 +200,12 @@ bridge_account_mbox(bridge_account *a)
 	return sp_session_mbox(a->s);
 }
 
+struct sp_session *
+bridge_account_session(bridge_account *a)
+{
+	return a->s;
+}
+
 sp_client *
 bridge_account_client(bridge_account *a, char *err, size_t errlen)
 {

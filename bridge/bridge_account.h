@@ -26,6 +26,7 @@
 #include "client-core/sync_client.h"
 
 typedef struct bridge_account bridge_account;
+struct sp_session;
 
 #define BRIDGE_PASS_LEN 24      /* characters of a generated password */
 
@@ -52,6 +53,9 @@ int bridge_account_check_password(const bridge_account *a, const char *pw,
 void bridge_account_lock(bridge_account *a);
 void bridge_account_unlock(bridge_account *a);
 sp_mbox *bridge_account_mbox(bridge_account *a);
+/* The session (keys, cache), for client-core calls such as sp_send on
+ * bridge_account_client().  Lock held. */
+struct sp_session *bridge_account_session(bridge_account *a);
 /* The writer connection (reconnected when the last call found it
  * closed); NULL with err when it cannot connect.  Lock held. */
 sp_client *bridge_account_client(bridge_account *a, char *err,

@@ -1,12 +1,17 @@
 /*
  * sealpost-bridge: serves the user's decrypted mail to ordinary mail
- * clients over IMAP on 127.0.0.1.
+ * clients over IMAP, SMTP submission and POP3 on 127.0.0.1.
  *
  *   sealpost-bridge --home DIR accounts add --address A --server HOST:PORT
  *       --ca FILE [--password-file F]
  *   sealpost-bridge --home DIR accounts [list]
- *   sealpost-bridge --home DIR serve --imap HOST:PORT [--imaps HOST:PORT]
- *       [--password-file F]...
+ *   sealpost-bridge --home DIR serve [--imap HOST:PORT] [--imaps HOST:PORT]
+ *       [--smtp HOST:PORT] [--smtps HOST:PORT] [--pop3 HOST:PORT]
+ *       [--pop3s HOST:PORT] [--autoconfig HOST:PORT] [--password-file F]...
+ *
+ * Each listener bound is printed on stdout as "KIND HOST:PORT" (imap,
+ * imaps, smtp, smtps, pop3, pop3s, autoconfig, in that order), so port 0
+ * (any free one) can be used by tests.
  *
  * Accounts live in DIR/accounts/ADDRESS/ (settings, encrypted cache, the
  * generated bridge password); the TLS certificate in DIR/tls/.  Account
@@ -28,7 +33,11 @@
 #include <uv.h>
 
 #include "bridge/bridge_account.h"
+#include "bridge/autoconfig.h"
 #include "bridge/imap_server.h"
+#include "bridge/pop3_server.h"
+#include "bridge/smtp_server.h"
+#include "bridge/smtp_sent.h"
 #include "client-core/session.h"
 #include "crypto/error.h"
 
@@ -41,8 +50,12 @@ usage(FILE *f)
 	    "  sealpost-bridge --home DIR accounts add --address A "
 	    "--server HOST:PORT --ca FILE [--password-file F]\n"
 	    "  sealpost-bridge --home DIR accounts [list]\n"
-	    "  sealpost-bridge --home DIR serve --imap HOST:PORT "
-	    "[--imaps HOST:PORT] [--password-file F]...\n");
+	    "  sealpost-bridge --home DIR serve [--imap HOST:PORT] "
+	    "[--imaps HOST:PORT]\n"
+	    "      [--smtp HOST:PORT] [--smtps HOST:PORT] [--pop3 HOST:PORT] "
+	    "[--pop3s HOST:PORT]\n"
+	    "      [--autoconfig HOST:PORT] [--password-file F]... "
+	    "[--pgp-passthrough]\n");
 	return f == stderr ? 2 : 0;
 }
 
@@ -231,14 +244,18 @@ cmd_accounts_list(const char *home)
 }
 
 static struct imap_server *the_server;
+static struct smtp_server *the_smtp;
+static struct pop3_server *the_pop3;
+static struct autoconfig_server *the_autoconfig;
 static uv_signal_t sigterm, sigint;
+
+static void shutdown_all(void);
 
 static void
 on_signal(uv_signal_t *h, int signum)
 {
 	fprintf(stderr, "sealpost-bridge: signal %d, stopping\n", signum);
-	if (the_server)
-		imap_server_shutdown(the_server);
+	shutdown_all();
 	/* With no handle left the loop ends. */
 	if (!uv_is_closing((uv_handle_t *)&sigterm))
 		uv_close((uv_handle_t *)&sigterm, NULL);
@@ -254,33 +271,172 @@ close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/* A "HOST:PORT" option into host (cap bytes) and *port; -1 when absent
+ * (v NULL) stays -1.  Returns -1 on a malformed value. */
+static int
+listen_opt(const char *v, char *host, size_t cap, int *port)
+{
+	*port = -1;
+	if (v == NULL)
+		return 0;
+	return split_hostport(v, host, cap, port);
+}
+
+/* Starts every listener asked for and prints what it bound.  0 or 1. */
+static int
+start_servers(uv_loop_t *loop, const char *const *opt, const char *cert,
+    const char *key, bridge_account **accts, size_t nacct)
+{
+	char host[7][256], err[512] = "";
+	int port[7], i;
+
+	for (i = 0; i < 7; i++)
+		if (listen_opt(opt[i], host[i], sizeof(host[i]),
+		    &port[i]) != 0)
+			return usage(stderr);
+	if (port[0] >= 0 || port[1] >= 0) {
+		struct imap_server_opts so;
+
+		memset(&so, 0, sizeof(so));
+		so.host = port[0] >= 0 ? host[0] : host[1];
+		so.port = port[0] >= 0 ? port[0] : 0;
+		so.tls_port = port[1];
+		so.cert_file = cert;
+		so.key_file = key;
+		so.accounts = accts;
+		so.naccounts = nacct;
+		if (imap_server_create(loop, &so, &the_server, err,
+		    sizeof(err)) != 0)
+			goto fail;
+		/* Wake-ups go to the server, which exists only now; the
+		 * follow threads read the pointer on their next change. */
+		for (size_t k = 0; k < nacct; k++)
+			bridge_account_set_wake(accts[k], imap_server_wake,
+			    the_server);
+		printf("imap %s:%d\n", so.host, imap_server_port(the_server));
+		if (port[1] >= 0)
+			printf("imaps %s:%d\n", host[1],
+			    imap_server_tls_port(the_server));
+	}
+	if (port[2] >= 0 || port[3] >= 0) {
+		struct smtp_server_opts mo;
+
+		memset(&mo, 0, sizeof(mo));
+		mo.host = port[2] >= 0 ? host[2] : host[3];
+		mo.port = port[2];
+		mo.tls_port = port[3];
+		mo.cert_file = cert;
+		mo.key_file = key;
+		mo.accounts = accts;
+		mo.naccounts = nacct;
+		if (smtp_server_create(loop, &mo, &the_smtp, err,
+		    sizeof(err)) != 0)
+			goto fail;
+		if (port[2] >= 0)
+			printf("smtp %s:%d\n", host[2],
+			    smtp_server_port(the_smtp));
+		if (port[3] >= 0)
+			printf("smtps %s:%d\n", host[3],
+			    smtp_server_tls_port(the_smtp));
+	}
+	if (port[4] >= 0 || port[5] >= 0) {
+		struct pop3_server_opts po;
+
+		memset(&po, 0, sizeof(po));
+		po.host = port[4] >= 0 ? host[4] : host[5];
+		po.port = port[4];
+		po.tls_port = port[5];
+		po.cert_file = cert;
+		po.key_file = key;
+		po.accounts = accts;
+		po.naccounts = nacct;
+		if (pop3_server_create(loop, &po, &the_pop3, err,
+		    sizeof(err)) != 0)
+			goto fail;
+		if (port[4] >= 0)
+			printf("pop3 %s:%d\n", host[4],
+			    pop3_server_port(the_pop3));
+		if (port[5] >= 0)
+			printf("pop3s %s:%d\n", host[5],
+			    pop3_server_tls_port(the_pop3));
+	}
+	if (port[6] >= 0) {
+		struct autoconfig_opts ao;
+
+		memset(&ao, 0, sizeof(ao));
+		ao.host = host[6];
+		ao.port = port[6];
+		ao.accounts = accts;
+		ao.naccounts = nacct;
+		ao.imap_port = the_server ? imap_server_port(the_server) : -1;
+		ao.imaps_port = the_server && port[1] >= 0 ?
+		    imap_server_tls_port(the_server) : -1;
+		ao.smtp_port = the_smtp && port[2] >= 0 ?
+		    smtp_server_port(the_smtp) : -1;
+		ao.smtps_port = the_smtp && port[3] >= 0 ?
+		    smtp_server_tls_port(the_smtp) : -1;
+		ao.pop3_port = the_pop3 && port[4] >= 0 ?
+		    pop3_server_port(the_pop3) : -1;
+		ao.pop3s_port = the_pop3 && port[5] >= 0 ?
+		    pop3_server_tls_port(the_pop3) : -1;
+		if (autoconfig_create(loop, &ao, &the_autoconfig, err,
+		    sizeof(err)) != 0)
+			goto fail;
+		printf("autoconfig %s:%d\n", host[6],
+		    autoconfig_port(the_autoconfig));
+	}
+	fflush(stdout);
+	return 0;
+fail:
+	fprintf(stderr, "sealpost-bridge: %s\n", err);
+	return 1;
+}
+
+static void
+shutdown_all(void)
+{
+	if (the_server)
+		imap_server_shutdown(the_server);
+	smtp_server_shutdown(the_smtp);
+	pop3_server_shutdown(the_pop3);
+	autoconfig_shutdown(the_autoconfig);
+}
+
 static int
 cmd_serve(const char *home, int argc, char **argv)
 {
-	const char *pwfiles[MAX_ACCOUNTS], *imap = NULL, *imaps = NULL;
-	struct imap_server_opts so;
+	static const char *const names_opt[7] = { "--imap", "--imaps",
+	    "--smtp", "--smtps", "--pop3", "--pop3s", "--autoconfig" };
+	const char *pwfiles[MAX_ACCOUNTS], *opt[7] = { NULL };
 	bridge_account *accts[MAX_ACCOUNTS];
 	char **names = NULL, dir[4096], err[512] = "", tlsdir[4096];
-	char cert[4200], key[4200], host[256], host2[256];
+	char cert[4200], key[4200];
 	size_t npw = 0, n = 0, nacct = 0, i;
 	uv_loop_t *loop = uv_default_loop();
-	int j, port = 0, tls_port = -1, rc = 1;
+	int j, k, any = 0, rc = 1;
 
-	for (j = 0; j + 1 < argc; j += 2) {
-		if (strcmp(argv[j], "--imap") == 0)
-			imap = argv[j + 1];
-		else if (strcmp(argv[j], "--imaps") == 0)
-			imaps = argv[j + 1];
-		else if (strcmp(argv[j], "--password-file") == 0 &&
-		    npw < MAX_ACCOUNTS)
-			pwfiles[npw++] = argv[j + 1];
+	/* A flag among the option pairs: taken out before they are read. */
+	for (j = k = 0; j < argc; j++)
+		if (strcmp(argv[j], "--pgp-passthrough") == 0)
+			imap_pgp_passthrough = 1;
 		else
+			argv[k++] = argv[j];
+	argc = k;
+	for (j = 0; j + 1 < argc; j += 2) {
+		for (k = 0; k < 7; k++)
+			if (strcmp(argv[j], names_opt[k]) == 0)
+				break;
+		if (k < 7) {
+			opt[k] = argv[j + 1];
+			any = 1;
+		} else if (strcmp(argv[j], "--password-file") == 0 &&
+		    npw < MAX_ACCOUNTS) {
+			pwfiles[npw++] = argv[j + 1];
+		} else {
 			return usage(stderr);
+		}
 	}
-	if (j != argc || imap == NULL ||
-	    split_hostport(imap, host, sizeof(host), &port) != 0 ||
-	    (imaps && split_hostport(imaps, host2, sizeof(host2),
-	    &tls_port) != 0))
+	if (j != argc || !any)
 		return usage(stderr);
 	names = account_names(home, &n);
 	if (n == 0) {
@@ -296,8 +452,8 @@ cmd_serve(const char *home, int argc, char **argv)
 		if (pw == NULL)
 			goto out;
 		snprintf(dir, sizeof(dir), "%s/accounts/%s", home, names[i]);
-		rc = bridge_account_open(dir, pw, pwlen, imap_server_wake,
-		    NULL, &accts[nacct], err, sizeof(err));
+		rc = bridge_account_open(dir, pw, pwlen, NULL, NULL,
+		    &accts[nacct], err, sizeof(err));
 		sodium_free(pw);
 		if (rc != 0) {
 			fprintf(stderr, "sealpost-bridge: %s: %s\n", names[i],
@@ -316,37 +472,18 @@ cmd_serve(const char *home, int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	memset(&so, 0, sizeof(so));
-	so.host = host;
-	so.port = port;
-	so.tls_port = tls_port;
-	so.cert_file = cert;
-	so.key_file = key;
-	so.accounts = accts;
-	so.naccounts = nacct;
-	if (imap_server_create(loop, &so, &the_server, err, sizeof(err)) !=
-	    0) {
-		fprintf(stderr, "sealpost-bridge: %s\n", err);
+	signal(SIGPIPE, SIG_IGN);
+	if (start_servers(loop, opt, cert, key, accts, nacct) != 0) {
+		shutdown_all();
 		uv_run(loop, UV_RUN_DEFAULT);
 		rc = 1;
 		goto out;
 	}
-	/* Wake-ups go to the server, which exists only now; the follow
-	 * threads read the pointer on their next change. */
-	for (i = 0; i < nacct; i++)
-		bridge_account_set_wake(accts[i], imap_server_wake,
-		    the_server);
 	uv_signal_init(loop, &sigterm);
 	uv_signal_init(loop, &sigint);
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_start(&sigint, on_signal, SIGINT);
-	signal(SIGPIPE, SIG_IGN);
-	printf("imap %s:%d\n", host, imap_server_port(the_server));
-	if (tls_port >= 0)
-		printf("imaps %s:%d\n", host, imap_server_tls_port(the_server));
-	fflush(stdout);
-	fprintf(stderr, "sealpost-bridge: IMAP on %s:%d (STARTTLS)\n", host,
-	    imap_server_port(the_server));
+	fprintf(stderr, "sealpost-bridge: serving\n");
 	uv_run(loop, UV_RUN_DEFAULT);
 	/* The other signal handler is still open: close what is left. */
 	uv_walk(loop, close_walk, NULL);
@@ -355,10 +492,18 @@ cmd_serve(const char *home, int argc, char **argv)
 out:
 	for (i = 0; i < nacct; i++)
 		bridge_account_set_wake(accts[i], NULL, NULL);
-	for (i = 0; i < nacct; i++)
+	for (i = 0; i < nacct; i++) {
+		smtp_sent_forget(accts[i]);
 		bridge_account_close(accts[i]);
+	}
 	imap_server_destroy(the_server);
 	the_server = NULL;
+	smtp_server_destroy(the_smtp);
+	the_smtp = NULL;
+	pop3_server_destroy(the_pop3);
+	the_pop3 = NULL;
+	autoconfig_destroy(the_autoconfig);
+	the_autoconfig = NULL;
 	free_names(names, n);
 	(void)uv_loop_close(loop);
 	fprintf(stderr, "sealpost-bridge: stopped\n");

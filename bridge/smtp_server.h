@@ -1,0 +1,47 @@
+/*
+ * The bridge's SMTP submission server (RFC 6409) on 127.0.0.1: STARTTLS
+ * and implicit TLS (bridge_tls.h), AUTH PLAIN and LOGIN with the bridge
+ * password (after TLS only), PIPELINING, 8BITMIME, SMTPUTF8, SIZE,
+ * ENHANCEDSTATUSCODES.  Commands run from a table (smtp_session.c).
+ *
+ * Recipients: an address with a sealpost account on the account's server
+ * (the key directory answers) is sent end to end by client-core (send.h).
+ * Any other address is refused at RCPT: outbound delivery through the
+ * gateway is not available yet (554 5.7.1), an unknown address in the
+ * account's own domain is 550 5.1.1.
+ *
+ * The program logs (connection events only, never content or secrets).
+ */
+#ifndef SP_BRIDGE_SMTP_SERVER_H
+#define SP_BRIDGE_SMTP_SERVER_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "bridge/bridge_account.h"
+
+#define SMTP_SIZE_MAX ((size_t)32 << 20)   /* default message limit */
+
+struct smtp_server;
+
+struct smtp_server_opts {
+	const char *host;
+	int port;                /* STARTTLS; -1 = none, 0 = any free one */
+	int tls_port;            /* implicit TLS; -1 = none, 0 = any */
+	const char *cert_file, *key_file;
+	bridge_account **accounts; /* not owned */
+	size_t naccounts;
+	size_t size_max;         /* 0 = SMTP_SIZE_MAX */
+};
+
+/* On failure *s_r may still be set: run the loop (the listeners close),
+ * then smtp_server_destroy(). */
+int smtp_server_create(uv_loop_t *loop, const struct smtp_server_opts *o,
+    struct smtp_server **s_r, char *err, size_t errlen);
+int smtp_server_port(const struct smtp_server *s);
+int smtp_server_tls_port(const struct smtp_server *s);
+void smtp_server_shutdown(struct smtp_server *s);
+void smtp_server_destroy(struct smtp_server *s);
+
+#endif
