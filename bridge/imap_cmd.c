@@ -23,6 +23,7 @@
 
 #include "bridge/imap_conn.h"
 #include "bridge/imap_fetch.h"
+#include "bridge/smtp_sent.h"
 #include "crypto/error.h"
 
 #define CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE " \
@@ -1226,6 +1227,14 @@ h_append(struct imap_conn *c, struct imap_command *cmd, int uid)
 	}
 	if (f == NULL) {
 		reply(c, cmd, "NO", "[TRYCREATE] no such mailbox");
+		return;
+	}
+	/* The bridge's SMTP stored this Sent copy already (smtp_sent.h). */
+	if (f->id == SP_MBOX_SENT && smtp_sent_take(c->acct,
+	    (const uint8_t *)msg->s, msg->len, (uint64_t)time(NULL), &id) &&
+	    (m = sp_mbox_msg(bridge_account_mbox(c->acct), id)) != NULL) {
+		reply(c, cmd, "OK", "[APPENDUID %u %u] APPEND completed",
+		    m->folder, m->uid);
 		return;
 	}
 	memset(&add, 0, sizeof(add));
