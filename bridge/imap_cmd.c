@@ -23,7 +23,11 @@
 
 #include "bridge/imap_conn.h"
 #include "bridge/imap_fetch.h"
+#include "bridge/imap_server.h"
 #include "bridge/smtp_sent.h"
+#include "client-core/pgpkeys.h"
+#include "client-core/pgpmail.h"
+#include "client-core/session.h"
 #include "crypto/error.h"
 
 #define CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE " \
@@ -374,8 +378,42 @@ static struct {
 	uint64_t id;
 	imap_msg *m;
 	uint64_t used;
+	uint64_t pgp_gen;        /* pins generation it was served under */
 } body_cache[BODY_CACHE];
 static uint64_t body_clock;
+
+int imap_pgp_passthrough;
+
+/*
+ * OpenPGP mail is served decrypted (client-core/pgpmail.h), unless the
+ * bridge runs with --pgp-passthrough.  The served form is cached by
+ * client-core; a new or accepted key of a correspondent (a new pins
+ * generation) makes it again, so "unknown-key" turns into "verified".
+ */
+static void
+pgp_serve(bridge_account *a, uint64_t id, uint8_t **body, size_t *len)
+{
+	sp_session *s = bridge_account_session(a);
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+
+	/* On error the message is served as stored: still readable, and
+	 * the client sees the OpenPGP data as it arrived. */
+	if (sp_pgpmail_served(sp_session_cache(s), sp_session_keys(s), id,
+	    *body, *len, &out, &out_len, NULL) != 0 || out == NULL)
+		return;
+	sodium_memzero(*body, *len);
+	free(*body);
+	*body = out;
+	*len = out_len;
+}
+
+static uint64_t
+pgp_gen(bridge_account *a)
+{
+	return imap_pgp_passthrough ? 0 :
+	    sp_pgpkeys_gen(sp_session_cache(bridge_account_session(a)));
+}
 
 static imap_msg *
 body_get(struct imap_conn *c, uint64_t id, char *err, size_t errlen)
@@ -386,11 +424,12 @@ body_get(struct imap_conn *c, uint64_t id, char *err, size_t errlen)
 	size_t len = 0, i, victim = 0;
 	imap_msg *m;
 	sp_client *cl;
+	uint64_t gen = pgp_gen(c->acct);
 	int rc;
 
 	for (i = 0; i < BODY_CACHE; i++) {
 		if (body_cache[i].m && body_cache[i].acct == c->acct &&
-		    body_cache[i].id == id) {
+		    body_cache[i].id == id && body_cache[i].pgp_gen == gen) {
 			body_cache[i].used = ++body_clock;
 			return body_cache[i].m;
 		}
@@ -404,12 +443,15 @@ body_get(struct imap_conn *c, uint64_t id, char *err, size_t errlen)
 		(void)bridge_account_settle(c->acct, rc, err, errlen);
 		return NULL;
 	}
+	if (!imap_pgp_passthrough)
+		pgp_serve(c->acct, id, &body, &len);
 	if (imap_msg_create(body, len, &m) != 0)
 		return NULL;
 	imap_msg_destroy(body_cache[victim].m);
 	body_cache[victim].acct = c->acct;
 	body_cache[victim].id = id;
 	body_cache[victim].m = m;
+	body_cache[victim].pgp_gen = gen;
 	body_cache[victim].used = ++body_clock;
 	return m;
 }
@@ -1367,9 +1409,14 @@ fetch_one(struct imap_conn *c, size_t seq, const struct sp_mbox_msg *m,
 {
 	imap_msg *body = NULL;
 	size_t i;
-	int sp = 0, have_uid = 0, have_modseq = 0;
+	int sp = 0, have_uid = 0, have_modseq = 0, need;
 
-	if (f->has_body && (body = body_get(c, m->id, err, errlen)) == NULL)
+	/* RFC822.SIZE is the size of what BODY[] serves, which for OpenPGP
+	 * mail is the decrypted form: it needs the message. */
+	need = f->has_body;
+	for (i = 0; i < f->n && !need && !imap_pgp_passthrough; i++)
+		need = f->a[i].item == IMAP_FI_RFC822_SIZE;
+	if (need && (body = body_get(c, m->id, err, errlen)) == NULL)
 		return -1;
 	imap_out_printf(&c->out, "* %zu FETCH (", seq);
 	for (i = 0; i < f->n; i++) {
@@ -1393,8 +1440,8 @@ fetch_one(struct imap_conn *c, size_t seq, const struct sp_mbox_msg *m,
 			break;
 		case IMAP_FI_RFC822_SIZE:
 			imap_out_printf(&c->out, "RFC822.SIZE %llu",
-			    (unsigned long long)(m->meta.has_size ?
-			    m->meta.size : (body ? imap_msg_size(body) : 0)));
+			    (unsigned long long)(body ? imap_msg_size(body) :
+			    m->meta.has_size ? m->meta.size : 0));
 			break;
 		case IMAP_FI_MODSEQ:
 			imap_out_printf(&c->out, "MODSEQ (%llu)",

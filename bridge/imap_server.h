@@ -28,6 +28,11 @@ struct imap_server_opts {
 	size_t naccounts;
 };
 
+/* 1: OpenPGP mail is served as stored, for clients that do their own
+ * OpenPGP (sealpost-bridge serve --pgp-passthrough); 0: decrypted and
+ * verified by client-core/pgpmail.h.  Set before the server starts. */
+extern int imap_pgp_passthrough;
+
 int imap_server_create(uv_loop_t *loop, const struct imap_server_opts *o,
     struct imap_server **s_r, char *err, size_t errlen);
 /* The ports bound (after create). */

@@ -70,6 +70,8 @@ enum {
 	SP_CACHE_T_UID = 5,     /* mailbox || IMAP UID -> message */
 	SP_CACHE_T_INDEX = 6,   /* search index: term -> postings */
 	SP_CACHE_T_PINS = 7,    /* key directory: address -> pinned keys */
+	SP_CACHE_T_PGPPINS = 8, /* pgpkeys.h: address -> pinned OpenPGP key */
+	SP_CACHE_T_PGPSERVED = 9, /* pgpmail.h: message -> served form */
 };
 
 struct sp_cache_opts {

@@ -14,6 +14,7 @@
 
 #include "client-core/cli.h"
 #include "client-core/keys.h"
+#include "client-core/pgpkeys.h"
 #include "proto/summary.h"
 
 static void
@@ -142,12 +143,113 @@ keys_accept(sp_session *s, const char *address, const char *expect)
 	return 0;
 }
 
+/* ---- contacts' OpenPGP keys (pgpkeys.h) ------------------------------- */
+
+static void
+import_report(void *arg, const char *address, int rc, const char *fpr,
+    const char *err)
+{
+	(void)arg;
+	if (rc == 0)
+		printf("pinned the OpenPGP key of %s: %s\n", address, fpr);
+	else
+		fprintf(stderr, "sealpost: %s\n", err);
+}
+
+static int
+read_file(const char *path, uint8_t **buf_r, size_t *len_r)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b;
+	size_t n;
+
+	if (f == NULL)
+		return errno;
+	if ((b = malloc(SP_PGPKEYS_KEY_MAX + 1)) == NULL) {
+		fclose(f);
+		return ENOMEM;
+	}
+	n = fread(b, 1, SP_PGPKEYS_KEY_MAX + 1, f);
+	fclose(f);
+	if (n > SP_PGPKEYS_KEY_MAX) {
+		free(b);
+		return SP_ELIMIT;
+	}
+	*buf_r = b;
+	*len_r = n;
+	return 0;
+}
+
+/* `keys import FILE` and `keys wkd ADDRESS`: exit 1 for a changed key
+ * (kept waiting for `keys accept`) as for any failure. */
+static int
+keys_pgp(sp_session *s, const char *sub, const char *arg,
+    const char *wkd_base, const char *wkd_ca)
+{
+	char err[1024] = "", fpr[SP_PGP_FPR_SIZE];
+	uint8_t *key = NULL;
+	size_t len = 0;
+	sp_pgp *pgp = NULL;
+	int rc;
+
+	if ((rc = sp_pgp_create(&pgp)) != 0) {
+		fprintf(stderr, "sealpost: gpg: %s\n", sp_strerror(rc));
+		return 1;
+	}
+	if (strcmp(sub, "import") == 0) {
+		if ((rc = read_file(arg, &key, &len)) != 0)
+			fprintf(stderr, "sealpost: %s: %s\n", arg,
+			    sp_strerror(rc));
+		else if ((rc = sp_pgpkeys_import(sp_session_cache(s), pgp, key,
+		    len, import_report, NULL, err, sizeof(err))) != 0 &&
+		    err[0])
+			fprintf(stderr, "sealpost: %s: %s\n", arg, err);
+	} else {
+		rc = sp_pgpkeys_wkd(sp_session_cache(s), pgp, arg, wkd_base,
+		    wkd_ca, fpr, err, sizeof(err));
+		if (rc == 0)
+			printf("pinned the OpenPGP key of %s (from WKD): %s\n",
+			    arg, fpr);
+		else
+			fprintf(stderr, "sealpost: %s\n", err);
+	}
+	free(key);
+	(void)sp_pgp_destroy(pgp);
+	return rc == 0 ? 0 : 1;
+}
+
+/* `keys accept ADDRESS` for an OpenPGP key waiting: 0 accepted, 1 failed,
+ * -1 none waits (the sealpost key directory's turn). */
+static int
+keys_accept_pgp(sp_session *s, const char *address, const char *expect)
+{
+	struct sp_pgpkeys_pin pin;
+	char err[1024] = "", fpr[SP_PGP_FPR_SIZE];
+	int rc, waiting;
+
+	if (sp_pgpkeys_get(sp_session_cache(s), address, &pin) != 0)
+		return -1;
+	waiting = pin.pending_len > 0;
+	sp_pgpkeys_pin_finish(&pin);
+	if (!waiting)
+		return -1;
+	if ((rc = sp_pgpkeys_accept(sp_session_cache(s), address, expect,
+	    fpr, err, sizeof(err))) != 0) {
+		fprintf(stderr, "sealpost: %s\n", err);
+		return 1;
+	}
+	printf("pinned the OpenPGP key of %s: %s\n", address, fpr);
+	return 0;
+}
+
 int
 cmd_keys(int argc, char **argv)
 {
-	const char *expect = NULL;
+	const char *expect = NULL, *wkd_base = NULL, *wkd_ca = NULL;
 	const struct cli_opt opts[] = {
-		{ "fingerprint", &expect, NULL }, { NULL, NULL, NULL },
+		{ "fingerprint", &expect, NULL },
+		{ "wkd-base", &wkd_base, NULL }, { "wkd-ca", &wkd_ca, NULL },
+		{ NULL, NULL, NULL },
 	};
 	struct cli o;
 	sp_session *s;
@@ -158,10 +260,13 @@ cmd_keys(int argc, char **argv)
 		return 2;
 	sub = o.nargs > 0 ? o.args[0] : "list";
 	if (!((strcmp(sub, "list") == 0 && o.nargs <= 1) ||
-	    ((strcmp(sub, "show") == 0 || strcmp(sub, "accept") == 0) &&
+	    ((strcmp(sub, "show") == 0 || strcmp(sub, "accept") == 0 ||
+	    strcmp(sub, "import") == 0 || strcmp(sub, "wkd") == 0) &&
 	    o.nargs == 2))) {
 		fprintf(stderr, "usage: sealpost keys [list | show ADDRESS | "
-		    "accept ADDRESS [--fingerprint FPR]] [--cache DIR]\n");
+		    "accept ADDRESS [--fingerprint FPR] | import FILE |\n"
+		    "    wkd ADDRESS [--wkd-base URL] [--wkd-ca FILE]] "
+		    "[--cache DIR]\n");
 		return 2;
 	}
 	if ((s = cli_session(&o, 1)) == NULL)
@@ -170,7 +275,9 @@ cmd_keys(int argc, char **argv)
 		rc = keys_list(s);
 	else if (strcmp(sub, "show") == 0)
 		rc = keys_show(s, o.args[1]);
-	else
+	else if (strcmp(sub, "import") == 0 || strcmp(sub, "wkd") == 0)
+		rc = keys_pgp(s, sub, o.args[1], wkd_base, wkd_ca);
+	else if ((rc = keys_accept_pgp(s, o.args[1], expect)) < 0)
 		rc = keys_accept(s, o.args[1], expect);
 	sp_session_close(s);
 	return rc;
