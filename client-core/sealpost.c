@@ -203,6 +203,8 @@ cmd_version(int argc, char **argv)
 	return 0;
 }
 
+int cmd_submit(int argc, char **argv);    /* cli_submit.c */
+
 /* The command table: every command, its function. */
 static const struct command {
 	const char *name;
@@ -220,6 +222,7 @@ static const struct command {
 	{ "export", cmd_export },
 	{ "import", cmd_import },
 	{ "send", cmd_send },
+	{ "submit", cmd_submit },
 	{ "keys", cmd_keys },
 	{ "fingerprint", cmd_fingerprint },
 	{ "selfcheck", cmd_selfcheck },

@@ -18,6 +18,8 @@ sp_config_defaults(struct sp_server_config *c)
 	c->login_fail_per_account = 5;
 	c->login_fail_per_ip = 20;
 	c->deliver_per_minute = 600;
+	c->submit_per_hour = 100;
+	c->submit_max_rcpts = 100;
 	c->kdf_min_ops = 2;
 	c->kdf_min_mem_kib = 65536;
 	c->session_days = 90;
@@ -134,6 +136,12 @@ sp_config_set(struct sp_server_config *c, const char *key, const char *v,
 		    errlen);
 	if (!strcmp(key, "deliver-per-minute"))
 		return set_int(&c->deliver_per_minute, v, 1, 1000000, key,
+		    errbuf, errlen);
+	if (!strcmp(key, "submit-per-hour"))
+		return set_int(&c->submit_per_hour, v, 1, 1000000, key,
+		    errbuf, errlen);
+	if (!strcmp(key, "submit-max-recipients"))
+		return set_int(&c->submit_max_rcpts, v, 1, 100, key,
 		    errbuf, errlen);
 	if (!strcmp(key, "quota-mb")) {
 		int mb;

@@ -26,6 +26,8 @@ struct sp_server_config {
 	int login_fail_per_account; /* failures per minute, default 5 */
 	int login_fail_per_ip;      /* failures per minute, default 20 */
 	int deliver_per_minute;     /* DELIVER records per sender, default 600 */
+	int submit_per_hour;        /* SUBMIT messages per account, 100 */
+	int submit_max_rcpts;       /* recipients per SUBMIT, 100 */
 	uint64_t quota_default;     /* bytes per new account, 0 = none */
 	int kdf_min_ops;            /* weakest Argon2id cost accepted, 2 */
 	int kdf_min_mem_kib;        /* 65536 */

@@ -1120,6 +1120,39 @@ proceed_user_quota(struct ctx *c, const struct args *a)
 	return 0;
 }
 
+/* ---- user policy (outbound) ---------------------------------------------- */
+
+static int
+check_policy(const struct cmd *c, struct args *a)
+{
+	if (strcmp(a->pos[1], "encrypted-only") != 0 &&
+	    strcmp(a->pos[1], "any") != 0)
+		return usage_error(c, "policy: '%s' is neither encrypted-only "
+		    "nor any", a->pos[1]);
+	return check_address(c, a);
+}
+
+static int
+proceed_user_policy(struct ctx *c, const struct args *a)
+{
+	struct sp_store_account acct;
+	int rc, enc = strcmp(a->pos[1], "encrypted-only") == 0;
+
+	if (account_get(c, a->pos[0], &acct) != 0)
+		return 1;
+	if (enc)
+		acct.flags |= SP_STORE_ACCT_ENCRYPTED_ONLY;
+	else
+		acct.flags &= ~SP_STORE_ACCT_ENCRYPTED_ONLY;
+	if ((rc = sp_store_account_set_flags(c->st, acct.address,
+	    acct.flags)) != 0)
+		return fail_store(acct.address, rc);
+	printf("%s: %s\n", acct.address, enc ? "encrypted-only: mail to "
+	    "recipients without a key is refused (SUBMIT)" : "any: mail to "
+	    "recipients without a key goes through the gateway");
+	return 0;
+}
+
 /* ---- restore ------------------------------------------------------------ */
 
 static int
@@ -2026,6 +2059,10 @@ static const struct cmd cmds[] = {
 	{ "user", "quota", "user quota ADDRESS MB",
 	    "sets the account's quota in MiB (0 = none)",
 	    0, 2, 1, check_quota, proceed_user_quota },
+	{ "user", "policy", "user policy ADDRESS encrypted-only|any",
+	    "encrypted-only refuses the account's mail to recipients without "
+	    "a key",
+	    0, 2, 1, check_policy, proceed_user_policy },
 	{ "backup", NULL, "backup DEST",
 	    "consistent copy of the store into the new or empty directory "
 	    "DEST,\n      while the server runs",
@@ -2077,7 +2114,7 @@ cmd_find(int argc, char **argv, int *used_r)
 		    "list or show");
 	else if (group)
 		(void)usage_error(NULL, "%s", "user needs a command: list, "
-		    "disable, enable, delete or quota");
+		    "disable, enable, delete, quota or policy");
 	else
 		(void)usage_error(NULL, "unknown command '%s'", argv[0]);
 	return NULL;

@@ -33,6 +33,8 @@ usage(FILE *f)
 	    "  login-failures-per-account N  per minute (5)\n"
 	    "  login-failures-per-ip N     per minute (20)\n"
 	    "  deliver-per-minute N        internal-mail records per sender (600)\n"
+	    "  submit-per-hour N           outbound messages per account (100)\n"
+	    "  submit-max-recipients N     per outbound message, <= 100 (100)\n"
 	    "  quota-mb N                  per new account, 0 = none (0)\n"
 	    "  kdf-min-ops N, kdf-min-mem-kib N  weakest Argon2id cost a new\n"
 	    "                              account may use (2, 65536)\n"

@@ -61,6 +61,12 @@ sp_gw_deliver_strerror(int err)
 	return strerror(err > 0 ? err : EIO);
 }
 
+struct sp_store *
+sp_gw_deliver_store(sp_gw_deliver *d)
+{
+	return d->store;
+}
+
 int
 sp_gw_deliver_open(const struct sp_gw_deliver_opts *o, sp_gw_deliver **d_r)
 {

@@ -74,4 +74,8 @@ int sp_gw_deliver_message(sp_gw_deliver *d, const char *const *rcpts,
 
 const char *sp_gw_deliver_strerror(int err);
 
+/* The store d opened (the outbound queue shares it: LMDB allows one open
+ * per process).  Valid until sp_gw_deliver_close(). */
+struct sp_store *sp_gw_deliver_store(sp_gw_deliver *d);
+
 #endif

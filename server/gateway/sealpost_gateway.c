@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "crypto/error.h"
+#include "server/gateway/outbound_worker.h"
 #include "server/gateway/smtp_server.h"
 
 #define MAX_DOMAINS 64
@@ -35,6 +36,9 @@ struct cfg {
 	unsigned long long max_size;
 	unsigned long max_rcpts, max_conns, max_conns_per_ip, rate_per_ip;
 	unsigned long greet_delay_ms, greet_cache_s, threads;
+	const char *outbound_ca, *mta_sts_connect;
+	unsigned long outbound_port, outbound_threads, retry_base;
+	unsigned long delay_notice, expire;
 	double timeout_cmd, timeout_data;
 };
 
@@ -93,6 +97,20 @@ static const struct option_def options[] = {
 	    "(DATA_DIR/notify.sock)" },
 	{ "threads", UL, O(threads), "N", "worker threads (32)" },
 	{ "no-sync", FLAG, O(no_sync), NULL, "skip fsync: benchmarks only" },
+	{ "outbound-port", UL, O(outbound_port), "PORT", "remote MTAs' SMTP "
+	    "port (25; tests change it)" },
+	{ "outbound-threads", UL, O(outbound_threads), "N", "outbound "
+	    "delivery threads (4)" },
+	{ "retry-base", UL, O(retry_base), "SEC", "first retry after a "
+	    "temporary failure, doubling (300)" },
+	{ "delay-notice", UL, O(delay_notice), "SEC", "delay DSN to the "
+	    "sender after (14400)" },
+	{ "expire", UL, O(expire), "SEC", "give up and bounce after "
+	    "(432000)" },
+	{ "outbound-ca", STR, O(outbound_ca), "FILE", "CA certificates for "
+	    "MTA-STS (system's)" },
+	{ "mta-sts-connect", STR, O(mta_sts_connect), "HOST:PORT",
+	    "fetch MTA-STS policies here (tests only)" },
 };
 
 static void
@@ -272,6 +290,8 @@ serve(struct cfg *c)
 	struct sp_gw_auth_opts aopts;
 	struct sp_gw_filter_opts fopts;
 	struct sp_smtp_server_opts so;
+	struct sp_ob_worker_opts wo;
+	sp_ob_worker *ob = NULL;
 	struct run r;
 	uv_loop_t loop;
 	SSL_CTX *tls = NULL;
@@ -335,6 +355,24 @@ serve(struct cfg *c)
 		    sp_gw_deliver_strerror(rc));
 		goto out_free_tls;
 	}
+	memset(&wo, 0, sizeof(wo));
+	wo.data_dir = c->data_dir;
+	wo.deliver = d;
+	wo.hostname = c->hostname;
+	wo.dns = c->dns;
+	wo.port = (int)c->outbound_port;
+	wo.threads = (unsigned)c->outbound_threads;
+	wo.retry_base_s = (unsigned)c->retry_base;
+	wo.delay_notice_s = (unsigned)c->delay_notice;
+	wo.expire_s = (unsigned)c->expire;
+	wo.timeout_s = (unsigned)c->timeout_cmd;
+	wo.ca_file = c->outbound_ca;
+	wo.mta_sts_connect = c->mta_sts_connect;
+	wo.log = log_line;
+	if (sp_ob_worker_start(&wo, &ob, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sealpost-gateway: outbound: %s\n", err);
+		goto out_close_deliver;
+	}
 	memset(&aopts, 0, sizeof(aopts));
 	aopts.dns = c->dns;
 	aopts.authserv_id = c->hostname;
@@ -384,6 +422,8 @@ serve(struct cfg *c)
 out_close:
 	sp_smtp_server_free(r.srv);
 	(void)uv_loop_close(&loop);
+	sp_ob_worker_stop(ob);
+out_close_deliver:
 	sp_gw_deliver_close(d);
 out_free_tls:
 	SSL_CTX_free(tls);
@@ -405,6 +445,11 @@ main(int argc, char **argv)
 		.threads = 32,
 		.timeout_cmd = 300,
 		.timeout_data = 180,
+		.outbound_port = 25,
+		.outbound_threads = 4,
+		.retry_base = 300,
+		.delay_notice = 4 * 3600,
+		.expire = 5 * 86400,
 	};
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||

@@ -61,6 +61,11 @@ const char *sp_store_strerror(int err);
 /* ---- accounts ---------------------------------------------------------- */
 
 #define SP_STORE_ACCT_DISABLED 0x1u
+#define SP_STORE_ACCT_ENCRYPTED_ONLY 0x2u /* SUBMIT refused: policy says
+                                           * mail leaves only end-to-end
+                                           * encrypted */
+#define SP_STORE_ACCT_KNOWN (SP_STORE_ACCT_DISABLED | \
+	SP_STORE_ACCT_ENCRYPTED_ONLY)  /* other bits are refused (EINVAL) */
 
 struct sp_store_account {
 	char address[SP_STORE_ADDR_MAX + 1]; /* lower-case, NUL-terminated */

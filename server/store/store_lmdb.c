@@ -935,7 +935,7 @@ sp_store_account_create_invited(sp_store *s, const struct sp_store_account *a,
 
 	if (s == NULL || a == NULL || !value_ok(vault, vault_len) ||
 	    !value_ok(pubkeys, pubkeys_len) ||
-	    (a->flags & ~SP_STORE_ACCT_DISABLED) != 0 ||
+	    (a->flags & ~SP_STORE_ACCT_KNOWN) != 0 ||
 	    memchr(a->address, '\0', sizeof(a->address)) == NULL)
 		return EINVAL;
 	memset(&c, 0, sizeof(c));
@@ -1024,7 +1024,7 @@ sp_store_account_set_flags(sp_store *s, const char *address, uint32_t flags)
 	int rc;
 
 	if (s == NULL || address == NULL ||
-	    (flags & ~SP_STORE_ACCT_DISABLED) != 0)
+	    (flags & ~SP_STORE_ACCT_KNOWN) != 0)
 		return EINVAL;
 	if ((rc = addr_norm(address, p.address)) != 0)
 		return rc;
@@ -1051,7 +1051,7 @@ sp_store_account_update(sp_store *s, const struct sp_store_account *a)
 	int rc;
 
 	if (s == NULL || a == NULL ||
-	    (a->flags & ~SP_STORE_ACCT_DISABLED) != 0 ||
+	    (a->flags & ~SP_STORE_ACCT_KNOWN) != 0 ||
 	    memchr(a->address, '\0', sizeof(a->address)) == NULL)
 		return EINVAL;
 	n = *a;

@@ -18,6 +18,7 @@
 
 #include "crypto/kdf.h"
 #include "crypto/pubkeys.h"
+#include "server/gateway/outbound_entry.h"
 #include "server/sync/sync.h"
 
 #define MAX_RECORDS 256            /* per APPEND, DELIVER, READ page */
@@ -976,6 +977,150 @@ keys_work(struct sp_job *j)
 	sp_job_reply(j, &r);
 }
 
+/* ---- outbound submission (docs/protocol.md 7.5) ------------------------ */
+
+static void
+gateway_key_work(struct sp_job *j)
+{
+	struct sp_frame r;
+	uint8_t pk[32];
+	int rc;
+
+	if ((rc = sp_ob_pub_read(j->conn->srv->cfg->data_dir, pk)) != 0)
+		return sp_job_reply_error(j, SP_PERR_NOT_FOUND, rc == ENOENT ?
+		    "outbound mail is not configured: no gateway key" :
+		    "the gateway key is unreadable");
+	memcpy(j->token_hash, pk, 32);   /* the reply borrows it */
+	sp_frame_init(&r, SP_MSG_GATEWAY_KEY_OK, j->f.id);
+	sp_frame_set_bytes(&r, SP_F_GATEWAY_PK, j->token_hash, 32);
+	sp_job_reply(j, &r);
+}
+
+/* RFC 5321 path syntax, as strict as we need to hand it to an MTA:
+ * local@domain, printable ASCII without spaces, brackets or quotes, a
+ * domain of letters, digits, hyphens and dots (or SMTPUTF8 bytes). */
+static int
+outside_address_ok(const uint8_t *p, size_t n)
+{
+	const uint8_t *at = NULL;
+	size_t i;
+
+	if (n < 3 || n > SP_OB_ADDR_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (p[i] <= ' ' || p[i] == 0x7f || p[i] == '<' || p[i] == '>' ||
+		    p[i] == '"' || p[i] == '\\' || p[i] == '(' || p[i] == ')' ||
+		    p[i] == ',' || p[i] == ';' || p[i] == '[' || p[i] == ']')
+			return 0;
+		if (p[i] == '@') {
+			if (at != NULL)
+				return 0;
+			at = p + i;
+		}
+	}
+	if (at == NULL || at == p || at - p > 64 || at + 1 == p + n ||
+	    at[1] == '.' || p[n - 1] == '.')
+		return 0;
+	for (i = (size_t)(at - p) + 1; i < n; i++)
+		if (!(isalnum(p[i]) || p[i] == '-' || p[i] == '.' || p[i] >= 0x80))
+			return 0;
+	return 1;
+}
+
+static void
+submit_check(struct sp_job *j)
+{
+	struct sp_sync *srv = j->conn->srv;
+	const struct sp_frame_item *it;
+	uint8_t key[16];
+	size_t n, i;
+
+	if (field_address(&j->f, SP_F_MAIL_FROM, j->address) != 0)
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "mail_from is not a mail address");
+	/* Exact match only: aliases would need the operator to say which
+	 * addresses an account owns, and we keep no such list yet. */
+	if (strcmp(j->address, j->conn->address) != 0)
+		return sp_job_reply_error(j, SP_PERR_DENIED,
+		    "mail_from must be the account's own address");
+	it = sp_frame_array(&j->f, SP_F_RECIPIENTS, &n);
+	if (n == 0)
+		return sp_job_reply_error(j, SP_PERR_INVALID, "no recipients");
+	if (n > (size_t)srv->cfg->submit_max_rcpts || n > SP_OB_RCPT_MAX)
+		return sp_job_reply_error(j, SP_PERR_TOO_LARGE,
+		    "too many recipients in one submission");
+	for (i = 0; i < n; i++)
+		if (!outside_address_ok(it[i].ptr, it[i].len))
+			return sp_job_reply_error(j, SP_PERR_INVALID,
+			    "a recipient is not a valid mail address");
+	crypto_generichash(key, sizeof(key), (const uint8_t *)j->address,
+	    strlen(j->address), NULL, 0);
+	if (sp_auth_count(srv->auth, "submit", key,
+	    (uint32_t)srv->cfg->submit_per_hour, 3600))
+		return sp_job_reply_error(j, SP_PERR_RATE,
+		    "outbound limit reached for this account; retry later");
+}
+
+static void
+submit_work(struct sp_job *j)
+{
+	struct sp_sync *srv = j->conn->srv;
+	struct sp_store_account a;
+	struct sp_ob_entry *e;
+	const struct sp_frame_item *it;
+	uint8_t pk[32], *sealed = NULL;
+	size_t n, i, len;
+	uint64_t size, now = now_s();
+	int rc;
+
+	if ((rc = sp_store_account_get(srv->store, j->conn->address, &a)) != 0)
+		return reply_store_error(j, rc);
+	if (a.flags & SP_STORE_ACCT_ENCRYPTED_ONLY)
+		return sp_job_reply_error(j, SP_PERR_DENIED, "account policy "
+		    "is encrypted-only: mail to recipients without a key is "
+		    "refused");
+	if ((rc = sp_store_blob_stat(srv->store, j->f.f[SP_F_BLOB_ID].ptr,
+	    &size)) != 0)
+		return sp_job_reply_error(j, SP_PERR_NOT_FOUND,
+		    "the message blob is not uploaded");
+	if (size > srv->cfg->blob_max)
+		return sp_job_reply_error(j, SP_PERR_TOO_LARGE,
+		    "message too large");
+	if ((rc = sp_ob_pub_read(srv->cfg->data_dir, pk)) != 0)
+		return sp_job_reply_error(j, SP_PERR_NOT_FOUND,
+		    "outbound mail is not configured: no gateway key");
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return sp_job_reply_error(j, SP_PERR_INTERNAL, "out of memory");
+	randombytes_buf(e->id, sizeof(e->id));
+	memcpy(e->account, j->conn->address, strlen(j->conn->address) + 1);
+	memcpy(e->mail_from, j->address, strlen(j->address) + 1);
+	memcpy(e->blob_id, j->f.f[SP_F_BLOB_ID].ptr, 32);
+	e->created = now;
+	it = sp_frame_array(&j->f, SP_F_RECIPIENTS, &n);
+	for (i = 0; i < n; i++) {
+		memcpy(e->rcpt[i].addr, it[i].ptr, it[i].len);
+		e->rcpt[i].addr[it[i].len] = '\0';
+		e->rcpt[i].next = now;
+	}
+	e->nrcpt = (uint16_t)n;
+	if ((rc = sp_ob_entry_seal(e, pk, &sealed, &len)) != 0) {
+		sp_job_reply_error(j, SP_PERR_INTERNAL, "queue entry");
+		goto out_free;
+	}
+	/* OK only once the entry is durable: from here the gateway owns the
+	 * delivery, and releases the account's blob reference when done. */
+	if ((rc = sp_store_queue_put(srv->store, e->id, now, sealed,
+	    len)) != 0) {
+		reply_store_error(j, rc);
+		goto out_free;
+	}
+	reply_ok(j);
+out_free:
+	free(sealed);
+	sodium_memzero(e, sizeof(*e));
+	free(e);
+}
+
 /* type, lowest and highest connection state, check, work, done, and
  * whether done runs even when the client has gone. */
 #define H(t, lo, hi, check, work, done, always) \
@@ -1001,6 +1146,8 @@ static const struct sp_handler handlers[] = {
 	H(BLOB_FINISH, AUTH, AUTH, NULL, blob_finish_work, NULL, 0),
 	H(BLOB_GET, AUTH, AUTH, NULL, blob_get_work, NULL, 0),
 	H(BLOB_DELETE, AUTH, AUTH, NULL, blob_delete_work, NULL, 0),
+	H(GATEWAY_KEY, AUTH, AUTH, NULL, gateway_key_work, NULL, 0),
+	H(SUBMIT, AUTH, AUTH, submit_check, submit_work, NULL, 0),
 };
 
 const struct sp_handler *
