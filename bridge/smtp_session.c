@@ -659,6 +659,7 @@ data_done(struct sess *s, unsigned flags)
 	struct sp_meta m;
 	uint8_t *msg, *fixed = NULL;
 	size_t len = 0, flen = 0;
+	uint64_t sent_id = 0;
 	sp_session *ss;
 	int rc;
 
@@ -716,14 +717,14 @@ data_done(struct sess *s, unsigned flags)
 			    sizeof(err));
 	}
 	if (rc == 0 && m.message_id) {
-		uint64_t id = rep.sent_id ? rep.sent_id :
+		sent_id = rep.sent_id ? rep.sent_id :
 		    find_sent(sa.mb, m.message_id);
-
-		smtp_sent_note(s->acct, m.message_id, id);
+		smtp_sent_note(s->acct, m.message_id, sent_id);
 	}
 	bridge_account_unlock(s->acct);
-	btls_log(s->c, "DATA %zu bytes to %zu recipients: %s", len,
-	    s->nrcpts, rc == 0 ? "sent" : "failed");
+	btls_log(s->c, "DATA %zu bytes to %zu recipients: %s (Sent copy "
+	    "%llu)", len, s->nrcpts, rc == 0 ? "sent" : "failed",
+	    (unsigned long long)sent_id);
 	send_reply(s, rc, &rep, err);
 out:
 	txn_reset(s);
