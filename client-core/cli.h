@@ -74,6 +74,7 @@ int cmd_flag(int argc, char **argv);
 int cmd_folder(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 int cmd_send(int argc, char **argv);      /* cli_send.c */
 int cmd_keys(int argc, char **argv);      /* cli_keys.c */
 int cmd_fingerprint(int argc, char **argv);

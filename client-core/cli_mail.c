@@ -421,6 +421,30 @@ out_free:
 	return rc;
 }
 
+int
+cmd_compact(int argc, char **argv)
+{
+	struct cli o;
+	sp_session *s;
+	char err[512] = "";
+	int rc = 0;
+
+	if (cli_parse(&o, argc, argv, NULL) != 0)
+		return 2;
+	if ((s = cli_session(&o, 0)) == NULL)
+		return 1;
+	if (sp_mbox_compact(sp_session_mbox(s), sp_session_client(s), err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "sealpost: compact: %s\n", err);
+		rc = 1;
+	} else {
+		printf("compacted: %s\n", err[0] ? err :
+		    "the log now starts with a snapshot");
+	}
+	sp_session_close(s);
+	return rc;
+}
+
 /* ---- export ----------------------------------------------------------- */
 
 static int

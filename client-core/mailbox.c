@@ -49,7 +49,11 @@ enum {
 	OP_FOLDER_RENAME = 5,
 	OP_FOLDER_DELETE = 6,
 	OP_SUBSCRIBE = 7,
+	OP_SNAPSHOT = 8,
 };
+
+#define SNAP_PART_MAX (900 * 1024)  /* payload per snapshot record */
+#define COMPACT_MIN 5000            /* records before auto-compaction */
 
 struct msg {
 	struct sp_mbox_msg m;        /* first: pointers are handed out */
@@ -82,6 +86,12 @@ struct sp_mbox {
 	uint64_t *gone;              /* ids deleted in this batch */
 	size_t ngone, gone_cap;
 	int folders_dirty;
+	/* snapshot loading (format.md §12.5) */
+	int snap_wait;               /* the log before us is gone: load the
+	                              * snapshot that starts it */
+	uint64_t snap_base;
+	uint32_t snap_next;
+	uint64_t log_start;          /* first seq of the log we have */
 };
 
 static const char *const system_names[] = {
@@ -856,6 +866,107 @@ name_ok(const char *name)
 	    strcasecmp(name, "INBOX") != 0;
 }
 
+/* Forgets the whole model (its stored messages go in this batch), ready
+ * to be rebuilt from a snapshot. */
+static int
+model_reset(sp_mbox *mb)
+{
+	size_t i;
+	uint32_t id;
+	int rc = 0;
+
+	for (i = 0; i < mb->nmsgs; i++) {
+		if (grow((void **)&mb->gone, &mb->gone_cap, mb->ngone + 1,
+		    sizeof(*mb->gone)) != 0)
+			return SP_ENOMEM;
+		mb->gone[mb->ngone++] = mb->msgs[i]->m.id;
+		msg_free(mb->msgs[i]);
+	}
+	mb->nmsgs = 0;
+	mb->ndirty = 0;
+	while (mb->nfolders > 0)
+		folder_remove(mb, &mb->folders[mb->nfolders - 1]);
+	for (id = SP_MBOX_INBOX; id <= SP_MBOX_ARCHIVE && rc == 0; id++)
+		rc = folder_insert(mb, id, system_names[id], 1, 0, 1);
+	mb->folders_dirty = 1;
+	return rc;
+}
+
+/*
+ * A snapshot record (op 8): base u64 | part u32 | nparts u32 | payload.
+ * Part 0's payload starts with folders_len u32 | folders (as stored);
+ * every part then has count u32 | (id u64 | len u32 | message state)*.
+ * A model that is current ignores snapshots (it already is that state);
+ * one whose log prefix is gone loads the first complete one it meets.
+ */
+static int
+apply_snapshot(sp_mbox *mb, struct rd *r)
+{
+	uint64_t base = rd_uint(r, 8);
+	uint32_t part = (uint32_t)rd_uint(r, 4), nparts = (uint32_t)rd_uint(r, 4);
+	uint32_t count, i;
+	int rc;
+
+	if (r->bad || nparts == 0 || part >= nparts)
+		return SP_EFORMAT;
+	if (!mb->snap_wait)
+		return 0;
+	if (part == 0) {
+		uint32_t flen = (uint32_t)rd_uint(r, 4);
+
+		if (r->bad || flen > (size_t)(r->end - r->p))
+			return SP_EFORMAT;
+		if ((rc = model_reset(mb)) != 0)
+			return rc;
+		while (mb->nfolders > 0)
+			folder_remove(mb, &mb->folders[mb->nfolders - 1]);
+		if ((rc = folders_decode(mb, r->p, flen)) != 0)
+			return rc;
+		r->p += flen;
+		mb->snap_base = base;
+		mb->snap_next = 0;
+	} else if (base != mb->snap_base || part != mb->snap_next) {
+		return SP_EFORMAT;      /* not the snapshot we are loading */
+	}
+	count = (uint32_t)rd_uint(r, 4);
+	for (i = 0; i < count && !r->bad; i++) {
+		uint64_t id = rd_uint(r, 8);
+		uint32_t len = (uint32_t)rd_uint(r, 4);
+		struct msg *x = NULL;
+		struct folder *f;
+
+		if (r->bad || len > (size_t)(r->end - r->p) ||
+		    (mb->nmsgs && mb->msgs[mb->nmsgs - 1]->m.id >= id))
+			return SP_EFORMAT;
+		if ((rc = msg_decode(id, r->p, len, &x)) != 0)
+			return rc;
+		r->p += len;
+		if ((f = folder_get(mb, x->m.folder)) == NULL ||
+		    grow((void **)&mb->msgs, &mb->cap, mb->nmsgs + 1,
+		    sizeof(*mb->msgs)) != 0 ||
+		    grow((void **)&f->v, &f->cap, f->n + 1, sizeof(*f->v)) != 0) {
+			msg_free(x);
+			return f ? SP_ENOMEM : SP_EFORMAT;
+		}
+		mb->msgs[mb->nmsgs++] = x;
+		f->v[f->n++] = x;
+		if ((rc = mark_dirty(mb, x)) != 0)
+			return rc;
+	}
+	if (r->bad || r->p != r->end)
+		return SP_EFORMAT;
+	mb->snap_next = part + 1;
+	if (mb->snap_next == nparts) {
+		for (i = 0; i < mb->nfolders; i++)
+			if (mb->folders[i].n > 1)
+				qsort(mb->folders[i].v, mb->folders[i].n,
+				    sizeof(struct msg *), uid_cmp);
+		mb->snap_wait = 0;
+		emit(mb, SP_MBOX_EV_FOLDERS, 0, NULL);
+	}
+	return 0;
+}
+
 static int
 apply_change(sp_mbox *mb, uint64_t seq, const uint8_t *c, size_t len)
 {
@@ -1010,6 +1121,8 @@ apply_change(sp_mbox *mb, uint64_t seq, const uint8_t *c, size_t len)
 		}
 		return rc;
 	}
+	case OP_SNAPSHOT:
+		return apply_snapshot(mb, &r);
 	case OP_SUBSCRIBE: {
 		uint32_t id = (uint32_t)rd_uint(&r, 4);
 		int on = (int)rd_uint(&r, 1);
@@ -1098,6 +1211,28 @@ persist(sp_mbox *mb, uint64_t applied)
 
 	if ((rc = sp_cache_begin(mb->cache, &b)) != 0)
 		return rc;
+	for (i = 0; i < mb->ngone && rc == 0; i++) {
+		uint8_t key[8];
+
+		/* a reset followed by a snapshot brings ids back: those are
+		 * written below, after the deletes */
+		sp_put_be64(key, mb->gone[i]);
+		if (msg_get(mb, mb->gone[i]) != NULL)
+			goto bucket;
+		rc = sp_cache_batch_del(b, SP_CACHE_T_MESSAGE, key, 8);
+		if (rc == ENOENT)
+			rc = 0;
+		sp_put_be64(key, mb->gone[i]);
+		if (rc == 0) {
+			rc = sp_cache_batch_del(b, SP_CACHE_T_BODY, key, 8);
+			if (rc == ENOENT)
+				rc = 0;
+		}
+bucket:
+		if (rc == 0 && (rc = grow((void **)&buckets, &cap, nb + 1,
+		    sizeof(*buckets))) == 0)
+			buckets[nb++] = mb->gone[i] >> BUCKET_SHIFT;
+	}
 	for (i = 0; i < mb->ndirty && rc == 0; i++) {
 		uint8_t key[8], *val = NULL;
 		size_t vlen = 0;
@@ -1113,23 +1248,6 @@ persist(sp_mbox *mb, uint64_t applied)
 		if (rc == 0 && (rc = grow((void **)&buckets, &cap, nb + 1,
 		    sizeof(*buckets))) == 0)
 			buckets[nb++] = mb->dirty[i]->m.id >> BUCKET_SHIFT;
-	}
-	for (i = 0; i < mb->ngone && rc == 0; i++) {
-		uint8_t key[8];
-
-		sp_put_be64(key, mb->gone[i]);
-		rc = sp_cache_batch_del(b, SP_CACHE_T_MESSAGE, key, 8);
-		if (rc == ENOENT)
-			rc = 0;
-		sp_put_be64(key, mb->gone[i]);
-		if (rc == 0) {
-			rc = sp_cache_batch_del(b, SP_CACHE_T_BODY, key, 8);
-			if (rc == ENOENT)
-				rc = 0;
-		}
-		if (rc == 0 && (rc = grow((void **)&buckets, &cap, nb + 1,
-		    sizeof(*buckets))) == 0)
-			buckets[nb++] = mb->gone[i] >> BUCKET_SHIFT;
 	}
 	/* Rewrite each touched bucket's id list from memory. */
 	for (i = 0; i < nb && rc == 0; i++) {
@@ -1209,7 +1327,9 @@ apply_one(void *arg, uint64_t seq, const uint8_t *rec, size_t len)
 	if ((rc = apply_record(w->mb, seq, rec, len)) != 0)
 		return rc;
 	w->last_seq = seq;
-	if (++w->count % APPLY_BATCH == 0)
+	/* Not in the middle of loading a snapshot: a crash there must find
+	 * the gap again and load the snapshot from its start. */
+	if (++w->count % APPLY_BATCH == 0 && !w->mb->snap_wait)
 		return persist(w->mb, seq);
 	return 0;
 }
@@ -1222,10 +1342,19 @@ sp_mbox_apply(sp_mbox *mb, uint64_t *napplied_r)
 
 	if (napplied_r)
 		*napplied_r = 0;
-	if ((rc = sp_syncer_last_applied(mb->cache, &w.until)) != 0)
+	if ((rc = sp_syncer_last_applied(mb->cache, &w.until)) != 0 ||
+	    (rc = state_get_u64(mb->cache, "log_start", &mb->log_start)) != 0)
 		return rc;
 	if (w.until <= mb->applied)
 		return 0;
+	if (mb->log_start > mb->applied + 1) {
+		/* The records after what we applied were compacted away:
+		 * start over from the snapshot that begins the log. */
+		if ((rc = model_reset(mb)) != 0)
+			return rc;
+		mb->snap_wait = 1;
+		mb->applied = mb->log_start - 1;
+	}
 	w.last_seq = mb->applied;
 	rc = sp_cache_log_each(mb->cache, mb->applied + 1, apply_one, &w);
 	if (rc == 1)
@@ -2589,4 +2718,130 @@ sp_mbox_copy(sp_mbox *mb, sp_client *c, const uint64_t *ids, size_t n,
 		done += k;
 	}
 	return rc;
+}
+
+/* ---- snapshot and compaction (format.md §12.5, protocol.md 7.6) --------- */
+
+/* Appends one sealed change record, only if the log's last is *last;
+ * on success *last is the new last. */
+static int
+append_if(sp_mbox *mb, sp_client *c, const uint8_t *p, size_t n,
+    uint64_t *last, char *err, size_t errlen)
+{
+	struct sp_client_msg *m = NULL;
+	struct sp_frame f;
+	uint8_t *env = NULL;
+	size_t elen = 0;
+	int rc;
+
+	if ((rc = seal_own(mb, SP_ENVELOPE_KIND_CHANGE, p, n, 0, &env,
+	    &elen)) != 0) {
+		set_err(err, errlen, "sealing the snapshot", rc);
+		return rc;
+	}
+	sp_frame_init(&f, SP_MSG_APPEND, 0);
+	sp_frame_set_uint(&f, SP_F_EXPECTED, *last);
+	if ((rc = sp_frame_add_item(&f, SP_F_RECORDS, env, elen, 0)) == 0)
+		rc = call(c, &f, SP_MSG_APPENDED, "writing the snapshot", &m,
+		    err, errlen);
+	if (rc == 0)
+		*last = m->f.f[SP_F_LAST].u;
+	sp_client_msg_free(m);
+	free(env);
+	return rc;
+}
+
+int
+sp_mbox_compact(sp_mbox *mb, sp_client *c, char *err, size_t errlen)
+{
+	struct sp_client_msg *m = NULL;
+	struct sp_frame f;
+	struct wbuf w = { 0 };
+	uint8_t *folders = NULL;
+	size_t flen = 0, i = 0, nparts = 0, pass, countpos = 0;
+	uint64_t base, last;
+	uint32_t part = 0, count = 0;
+	int rc;
+
+	if ((rc = sp_mbox_sync(mb, c, err, errlen)) != 0)
+		return rc;
+	base = last = mb->applied;
+	if (base < 2 || base + 1 == mb->log_start) {
+		snprintf(err, errlen, "nothing to compact");
+		return 0;
+	}
+	if ((rc = folders_encode(mb, &folders, &flen)) != 0)
+		return rc;
+	/* Pass 0 counts the parts, pass 1 writes them: each part says how
+	 * many there are, so a reader knows when the snapshot is whole. */
+	for (pass = 0; pass < 2 && rc == 0; pass++) {
+		part = 0;
+		i = 0;
+		do {
+			uint8_t *val = NULL;
+			size_t vlen = 0;
+
+			w.n = 0;
+			w.bad = 0;
+			wb_head(&w, OP_SNAPSHOT);
+			wb_uint(&w, base, 8);
+			wb_uint(&w, part, 4);
+			wb_uint(&w, pass ? nparts : 1, 4);
+			if (part == 0) {
+				wb_uint(&w, flen, 4);
+				wb_put(&w, folders, flen);
+			}
+			countpos = w.n;
+			wb_uint(&w, 0, 4);
+			count = 0;
+			while (i < mb->nmsgs && rc == 0) {
+				if ((rc = msg_encode(mb->msgs[i], &val,
+				    &vlen)) != 0)
+					break;
+				if (count > 0 && w.n + 12 + vlen >
+				    SNAP_PART_MAX) {
+					sodium_memzero(val, vlen);
+					free(val);
+					break;
+				}
+				wb_uint(&w, mb->msgs[i]->m.id, 8);
+				wb_uint(&w, vlen, 4);
+				wb_put(&w, val, vlen);
+				sodium_memzero(val, vlen);
+				free(val);
+				count++;
+				i++;
+			}
+			if (w.bad)
+				rc = SP_ENOMEM;
+			if (rc != 0)
+				break;
+			sp_put_be32(w.p + countpos, count);
+			if (pass == 1 && (rc = append_if(mb, c, w.p, w.n, &last,
+			    err, errlen)) != 0) {
+				if (rc == SP_ESERVER)
+					snprintf(err, errlen, "the log moved "
+					    "while the snapshot was written (another "
+					    "device?): nothing was compacted; try "
+					    "again");
+				break;
+			}
+			part++;
+		} while (i < mb->nmsgs);
+		nparts = part;
+	}
+	if (w.p) {
+		sodium_memzero(w.p, w.cap);
+		free(w.p);
+	}
+	free(folders);
+	if (rc != 0)
+		return rc;
+	sp_frame_init(&f, SP_MSG_COMPACT, 0);
+	sp_frame_set_uint(&f, SP_F_SEQ, base);
+	if ((rc = call(c, &f, SP_MSG_OK, "compacting the log", &m, err,
+	    errlen)) != 0)
+		return rc;
+	sp_client_msg_free(m);
+	return sp_mbox_sync(mb, c, err, errlen);
 }

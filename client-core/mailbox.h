@@ -246,6 +246,16 @@ int sp_mbox_add_many(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
     const uint8_t *const *msgs, const size_t *lens, size_t n, size_t *done_r,
     char *err, size_t errlen);
 
+/*
+ * Writes a snapshot of the whole model after the log's last record (one
+ * or more records, appended only while nobody else appends: SP_ESERVER
+ * with "the log moved" otherwise, and nothing is compacted), then asks the
+ * server to drop every record before it (COMPACT).  Devices that applied
+ * the log already ignore the snapshot; a device whose records were
+ * dropped before it applied them rebuilds its model from it.
+ */
+int sp_mbox_compact(sp_mbox *mb, sp_client *c, char *err, size_t errlen);
+
 /* Uploads an envelope as a blob (BLOB_BEGIN/CHUNK/FINISH, resuming),
  * and puts its id in id_r. */
 int sp_mbox_blob_put(sp_client *c, const uint8_t *blob, size_t len,

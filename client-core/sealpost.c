@@ -55,6 +55,7 @@ usage(FILE *f)
 	    "  folder create|rename|delete NAME [NEW]\n"
 	    "  export --maildir DIR | --mbox FILE [--folder F]\n"
 	    "  import --maildir DIR | --mbox FILE [--folder F]\n"
+	    "  compact                    write a snapshot, drop the log before it\n"
 	    "  send [--rcpt A,B] < MESSAGE, or send --to A[,B] [--cc ..] [--bcc ..]\n"
 	    "       [--subject S] [--body T | --body-file F] [--attach FILE]...\n"
 	    "                             encrypt, sign and deliver (internal)\n"
@@ -221,6 +222,7 @@ static const struct command {
 	{ "flag", cmd_flag },
 	{ "export", cmd_export },
 	{ "import", cmd_import },
+	{ "compact", cmd_compact },
 	{ "send", cmd_send },
 	{ "submit", cmd_submit },
 	{ "keys", cmd_keys },

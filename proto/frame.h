@@ -44,6 +44,7 @@ enum sp_msg_type {
 	SP_MSG_SESSIONS_OK = 21,
 	SP_MSG_REVOKE = 22,
 	SP_MSG_VAULT_PUT = 24,
+	SP_MSG_COMPACT = 26,    /* C->S: drop the log prefix a snapshot replaces */
 	SP_MSG_APPEND = 30,
 	SP_MSG_APPENDED = 31,
 	SP_MSG_READ = 32,

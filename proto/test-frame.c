@@ -102,6 +102,7 @@ static const struct tmsg {
 	{ SP_MSG_REVOKE, "REVOKE", "C→S", "≠ 0", "session_id", "—", "OK" },
 	{ SP_MSG_VAULT_PUT, "VAULT_PUT", "C→S", "≠ 0",
 	    "vault, auth_pk, kdf_params", "—", "OK" },
+	{ SP_MSG_COMPACT, "COMPACT", "C→S", "≠ 0", "seq", "—", "OK" },
 	{ SP_MSG_APPEND, "APPEND", "C→S", "≠ 0", "records", "expected",
 	    "APPENDED" },
 	{ SP_MSG_APPENDED, "APPENDED", "S→C", "≠ 0", "seq, last", "—", "—" },

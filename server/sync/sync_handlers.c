@@ -940,6 +940,26 @@ blob_delete_work(struct sp_job *j)
 	reply_ok(j);
 }
 
+/* ---- COMPACT (docs/protocol.md 7.6) ------------------------------------- */
+
+static void
+compact_work(struct sp_job *j)
+{
+	sp_store *st = j->conn->srv->store;
+	uint64_t upto = j->f.f[SP_F_SEQ].u, last = 0;
+	int rc;
+
+	if ((rc = sp_store_log_last(st, j->conn->address, &last)) != 0)
+		return reply_store_error(j, rc);
+	/* Never to nothing: the snapshot that replaces the prefix follows. */
+	if (upto == 0 || upto >= last)
+		return sp_job_reply_error(j, SP_PERR_INVALID,
+		    "compact: seq must be below the log's last seq");
+	if ((rc = sp_store_log_compact(st, j->conn->address, upto)) != 0)
+		return reply_store_error(j, rc);
+	reply_ok(j);
+}
+
 /* ---- key directory ------------------------------------------------------ */
 
 static void
@@ -977,7 +997,7 @@ keys_work(struct sp_job *j)
 	sp_job_reply(j, &r);
 }
 
-/* ---- outbound submission (docs/protocol.md 7.5) ------------------------ */
+/* ---- outbound submission (docs/protocol.md 7.6) ------------------------ */
 
 static void
 gateway_key_work(struct sp_job *j)
@@ -1146,6 +1166,7 @@ static const struct sp_handler handlers[] = {
 	H(BLOB_FINISH, AUTH, AUTH, NULL, blob_finish_work, NULL, 0),
 	H(BLOB_GET, AUTH, AUTH, NULL, blob_get_work, NULL, 0),
 	H(BLOB_DELETE, AUTH, AUTH, NULL, blob_delete_work, NULL, 0),
+	H(COMPACT, AUTH, AUTH, NULL, compact_work, NULL, 0),
 	H(GATEWAY_KEY, AUTH, AUTH, NULL, gateway_key_work, NULL, 0),
 	H(SUBMIT, AUTH, AUTH, submit_check, submit_work, NULL, 0),
 };

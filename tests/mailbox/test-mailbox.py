@@ -253,6 +253,30 @@ def tests(tmp, stack, env):
     ok(rc == 0 and rc2 != 0, "folder delete", e + e2)
     ok(listing(devB) == listing(devA), "folder changes reach the other device")
 
+    # --- snapshot and compaction -------------------------------------------
+    # B falls behind (changes on A it has not seen), A compacts, then B, a
+    # brand-new device D and A all agree; changes after it still flow.
+    rc, o, e = sp("flag", "+answered", ids[20], ids[21], cache=devA)
+    rc2, o2, e2 = sp("mv", ids[22], "Archive", cache=devA)
+    before = listing(devA)
+    rc3, o3, e3 = sp("compact", cache=devA)
+    ok(rc == rc2 == rc3 == 0 and b"compacted" in o3, "compact writes a snapshot and drops the log before it",
+       e + e2 + e3)
+    ok(listing(devA) == before, "the device that compacted sees no change")
+    devD = os.path.join(tmp, "devD")
+    rc, o, e = sp("sync", cache=devD, extra=first)
+    ok(rc == 0 and listing(devD) == before,
+       "a new device builds the same folders, UIDs and flags from the snapshot alone", e)
+    ok(listing(devB) == before, "a device that fell behind rebuilds from the snapshot")
+    rc, o, e = sp("read", ids[30], cache=devD)
+    ok(rc == 0 and o == msgs[30], "bodies still open after compaction", e)
+    rc, o, e = sp("flag", "+flagged", ids[40], cache=devD)
+    rc2, o2, e2 = sp("ls", "INBOX", cache=devB)
+    ok(rc == 0 and any(l.startswith(ids[40] + "\t") and "flagged" in l for l in o2.decode().splitlines()),
+       "changes after the snapshot reach the other devices", e + e2)
+    rc, o, e = sp("compact", cache=devB)
+    ok(rc == 0 and listing(devA) == listing(devB) == listing(devD), "a second compaction keeps everyone equal", e)
+
     # --- zero-access ------------------------------------------------------
     data = conf["DATA_DIR"]
     forms = {}
