@@ -92,6 +92,7 @@ struct sp_mbox {
 	uint64_t snap_base;
 	uint32_t snap_next;
 	uint64_t log_start;          /* first seq of the log we have */
+	int compacting;
 };
 
 static const char *const system_names[] = {
@@ -1638,6 +1639,18 @@ sp_mbox_sync(sp_mbox *mb, sp_client *c, char *err, size_t errlen)
 		if ((rc = mark_dirty(mb, x)) != 0 ||
 		    (rc = persist(mb, mb->applied)) != 0)
 			return rc;
+	}
+	/* When the log has grown well past what it describes, compact it.
+	 * Best effort: another device may be doing the same ("the log
+	 * moved"), and a failure here is not a failure to sync. */
+	if (!mb->compacting && mb->applied >= mb->log_start &&
+	    mb->applied - (mb->log_start ? mb->log_start : 1) + 1 >
+	    COMPACT_MIN + 4 * (uint64_t)mb->nmsgs) {
+		char why[256];
+
+		mb->compacting = 1;
+		(void)sp_mbox_compact(mb, c, why, sizeof(why));
+		mb->compacting = 0;
 	}
 	return 0;
 }
