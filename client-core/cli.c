@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "client-core/cli.h"
+#include "client-core/keyring.h"
 
 static int
 server_parse(struct cli *o, const char *v)
@@ -231,12 +232,20 @@ cli_session(const struct cli *o, int no_sync)
 		    "is required: the account's local directory\n");
 		return NULL;
 	}
+	if (isatty(STDERR_FILENO))
+		so.progress = cli_progress;
+	/* A device whose cache key is in the desktop keyring opens without
+	 * a password (keyring.h); ask only when that is not enough. */
+	if (o->password_file == NULL && getenv("SEALPOST_PASSWORD") == NULL &&
+	    sp_keyring_enabled()) {
+		if (sp_session_open(&so, &s, err, sizeof(err)) == 0)
+			return s;
+		s = NULL;
+	}
 	if ((pw = cli_password(o, &pwlen)) == NULL)
 		return NULL;
 	so.password = pw;
 	so.password_len = pwlen;
-	if (isatty(STDERR_FILENO))
-		so.progress = cli_progress;
 	if (sp_session_open(&so, &s, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealpost: %s\n", err);
 		s = NULL;

@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "client-core/account.h"
+#include "client-core/keyring.h"
 #include "client-core/session.h"
 #include "client-core/syncer.h"
 
@@ -101,18 +102,40 @@ conf_write(const char *dir, const struct settings *st)
 	return rc;
 }
 
+/*
+ * The local key from the desktop keyring if it holds it (no Argon2id, no
+ * password), else from DIR/cache.key under the password, which is then
+ * put into the keyring for next time (best effort: keyring.h).
+ */
 static int
-cache_open(const char *dir, const char *pw, size_t pwlen, sp_cache **c_r,
-    char *err, size_t errlen)
+cache_open(const struct sp_session_opts *o, const char *address,
+    sp_cache **c_r, char *err, size_t errlen)
 {
+	const char *dir = o->cache_dir;
 	uint8_t *key = NULL;
 	int rc;
 
-	rc = sp_cache_key_open(dir, pw, pwlen, &key);
+	if (!o->no_keyring && sp_keyring_load(dir, &key) == 0) {
+		rc = sp_cache_open(dir, key, NULL, c_r);
+		sodium_free(key);
+		key = NULL;
+		if (rc == 0)
+			return 0;
+		/* a stale entry (the cache was made again): the password */
+	}
+	if (o->password == NULL) {
+		snprintf(err, errlen, "a password is needed: no desktop keyring "
+		    "holds the key of %s", dir);
+		return EACCES;
+	}
+	rc = sp_cache_key_open(dir, o->password, o->password_len, &key);
 	if (rc == ENOENT)
-		rc = sp_cache_key_create(dir, pw, pwlen, NULL, &key);
+		rc = sp_cache_key_create(dir, o->password, o->password_len,
+		    NULL, &key);
 	if (rc == 0)
 		rc = sp_cache_open(dir, key, NULL, c_r);
+	if (rc == 0 && !o->no_keyring)
+		(void)sp_keyring_store(dir, address, key);
 	sodium_free(key);
 	if (rc != 0)
 		snprintf(err, errlen, "the local cache %s: %s", dir,
@@ -227,9 +250,8 @@ sp_session_open(const struct sp_session_opts *o, sp_session **s_r,
 	int rc;
 
 	*s_r = NULL;
-	if (o->cache_dir == NULL || o->password == NULL) {
-		snprintf(err, errlen, "a cache directory and a password are "
-		    "needed");
+	if (o->cache_dir == NULL) {
+		snprintf(err, errlen, "a cache directory is needed");
 		return SP_EINVAL;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
@@ -274,11 +296,16 @@ sp_session_open(const struct sp_session_opts *o, sp_session **s_r,
 	 * keys wait in the cache, under the password-wrapped local key, so
 	 * no login (and no second Argon2id) is needed. */
 	if (cache_exists(o->cache_dir)) {
-		if ((rc = cache_open(o->cache_dir, o->password,
-		    o->password_len, &s->cache, err, errlen)) != 0)
+		if ((rc = cache_open(o, s->set.address, &s->cache, err,
+		    errlen)) != 0)
 			goto fail;
 		if (session_resume(s) == 0)
 			goto logged_in;
+	}
+	if (o->password == NULL) {
+		snprintf(err, errlen, "a password is needed to log in");
+		rc = EACCES;
+		goto fail;
 	}
 	if (s->c == NULL && (rc = connect_to(s, &s->c, err, errlen)) != 0)
 		goto fail;
@@ -286,8 +313,8 @@ sp_session_open(const struct sp_session_opts *o, sp_session **s_r,
 	    o->password_len, s->device, &s->ks, s->token, &last, err,
 	    errlen)) != 0)
 		goto fail;
-	if (s->cache == NULL && (rc = cache_open(o->cache_dir, o->password,
-	    o->password_len, &s->cache, err, errlen)) != 0)
+	if (s->cache == NULL && (rc = cache_open(o, s->set.address,
+	    &s->cache, err, errlen)) != 0)
 		goto fail;
 	if ((rc = session_save(s)) != 0) {
 		snprintf(err, errlen, "saving the session: %s",

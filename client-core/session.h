@@ -37,8 +37,12 @@ struct sp_session_opts {
 	int plain;               /* 1: ws:// without TLS (tests only) */
 	const char *ca_file;
 	const char *address;
-	const char *password;    /* required (unlocks keys and cache) */
+	const char *password;    /* unlocks the cache and logs in; may be
+	                          * NULL when the desktop keyring holds the
+	                          * cache's key and the device has a session:
+	                          * EACCES "a password is needed" otherwise */
 	size_t password_len;
+	int no_keyring;          /* 1: never use the desktop keyring */
 	const char *device;      /* session label; NULL = "sealpost" */
 	int no_sync;             /* 1: do not pull at open */
 	sp_syncer_progress_fn progress; /* pull progress, may be NULL */
