@@ -72,6 +72,23 @@ set_addresses(char **field, InternetAddressList *l)
 	return rc;
 }
 
+/* Length of the header block with the line that ends it, or len. */
+static size_t
+header_len(const uint8_t *msg, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i++) {
+		if (msg[i] != '\n')
+			continue;
+		if (msg[i + 1] == '\n')
+			return i + 2;
+		if (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n')
+			return i + 3;
+	}
+	return len;
+}
+
 int
 sp_summary_from_message(const uint8_t *msg, size_t len, struct sp_meta *m)
 {
@@ -83,8 +100,11 @@ sp_summary_from_message(const uint8_t *msg, size_t len, struct sp_meta *m)
 
 	memset(m, 0, sizeof(*m));
 	pthread_once(&gmime_once, gmime_start);
-	/* The stream borrows msg: GMime copies what it keeps. */
-	stream = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
+	/* The summary comes from the header block alone: parse only up to
+	 * the blank line that ends it, not a 50 MB attachment (GMime would
+	 * build the whole MIME tree).  The stream borrows msg. */
+	stream = g_mime_stream_mem_new_with_buffer((const char *)msg,
+	    header_len(msg, len));
 	if (stream == NULL)
 		return SP_ENOMEM;
 	parser = g_mime_parser_new_with_stream(stream);
