@@ -30,7 +30,7 @@
 
 struct cfg {
 	const char *data_dir, *listen, *hostname, *tls_cert, *tls_key;
-	const char *domains, *dns, *rspamd, *clamd, *notify;
+	const char *domains, *dns, *rspamd, *clamd, *notify, *policy;
 	const char *rspamd_action, *clamd_action;
 	int record_only_loopback, no_sync, no_auth, filter_fail_open;
 	unsigned long long max_size;
@@ -69,6 +69,9 @@ static const struct option_def options[] = {
 	    "(tests only)" },
 	{ "record-only-loopback", FLAG, O(record_only_loopback), NULL,
 	    "auth checks only record for 127.0.0.0/8 and ::1" },
+	{ "policy", STR, O(policy), "D=MODE,...", "per served domain: "
+	    "enforce (default), quarantine (Junk instead of 550) or record "
+	    "(never act)" },
 	{ "rspamd", STR, O(rspamd), "HOST:PORT", "rspamd to ask (none)" },
 	{ "rspamd-action", STR, O(rspamd_action), "reject|junk|tag",
 	    "for spam (junk)" },
@@ -286,6 +289,9 @@ serve(struct cfg *c)
 {
 	char host[256], err[256], threads[16], *dom_copy = NULL, *tok, *save;
 	const char *domains[MAX_DOMAINS];
+	struct sp_gw_policy policies[MAX_DOMAINS];
+	char *pol_copy = NULL;
+	size_t np = 0;
 	struct sp_gw_deliver_opts dopts;
 	struct sp_gw_auth_opts aopts;
 	struct sp_gw_filter_opts fopts;
@@ -333,6 +339,39 @@ serve(struct cfg *c)
 		fprintf(stderr, "sealpost-gateway: --domains is empty\n");
 		status = 2;
 		goto out_free_domains;
+	}
+	if (c->policy != NULL && (pol_copy = strdup(c->policy)) == NULL)
+		goto out_free_domains;
+	for (tok = pol_copy ? strtok_r(pol_copy, ",", &save) : NULL; tok;
+	    tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		size_t k;
+
+		for (k = 0; eq && k < nd; k++)
+			if (strncasecmp(domains[k], tok, (size_t)(eq - tok)) ==
+			    0 && domains[k][eq - tok] == 0)
+				break;
+		if (eq == NULL || k == nd || np == MAX_DOMAINS) {
+			fprintf(stderr, "sealpost-gateway: --policy %s: "
+			    "DOMAIN=MODE for a domain of --domains\n", tok);
+			status = 2;
+			goto out_free_domains;
+		}
+		*eq = 0;
+		policies[np].domain = tok;
+		if (strcmp(eq + 1, "enforce") == 0)
+			policies[np].mode = SP_GW_POLICY_ENFORCE;
+		else if (strcmp(eq + 1, "quarantine") == 0)
+			policies[np].mode = SP_GW_POLICY_QUARANTINE;
+		else if (strcmp(eq + 1, "record") == 0)
+			policies[np].mode = SP_GW_POLICY_RECORD;
+		else {
+			fprintf(stderr, "sealpost-gateway: --policy: the "
+			    "modes are enforce, quarantine and record\n");
+			status = 2;
+			goto out_free_domains;
+		}
+		np++;
 	}
 	/* Group commit needs many deliveries in flight at once: the thread
 	 * pool is the only place they run.  Set before the pool starts. */
@@ -384,6 +423,8 @@ serve(struct cfg *c)
 	so.deliver = d;
 	so.auth = c->no_auth ? NULL : &aopts;
 	so.record_only_loopback = c->record_only_loopback;
+	so.policies = policies;
+	so.npolicies = np;
 	so.filter = (c->rspamd || c->clamd) ? &fopts : NULL;
 	so.max_size = c->max_size;
 	so.max_rcpts = c->max_rcpts;
@@ -428,6 +469,7 @@ out_close_deliver:
 out_free_tls:
 	SSL_CTX_free(tls);
 out_free_domains:
+	free(pol_copy);
 	free(dom_copy);
 	return status;
 }

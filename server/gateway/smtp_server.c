@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
@@ -373,6 +374,25 @@ struct verdict {
 	char auth_summary[64];      /* for the log */
 };
 
+/* The most lenient policy among the recipients' domains. */
+static enum sp_gw_policy_mode
+policy_for(const struct sp_smtp_server_opts *so,
+    const struct sp_smtp_envelope *e)
+{
+	enum sp_gw_policy_mode mode = SP_GW_POLICY_ENFORCE;
+	size_t i, k;
+
+	for (i = 0; i < e->nrcpts; i++) {
+		const char *at = strrchr(e->rcpts[i], '@');
+
+		for (k = 0; at && k < so->npolicies; k++)
+			if (strcasecmp(at + 1, so->policies[k].domain) == 0 &&
+			    so->policies[k].mode > mode)
+				mode = so->policies[k].mode;
+	}
+	return mode;
+}
+
 /* Authentication: 0 to go on, else the reply is in c->reply. */
 static int
 run_auth(struct conn *c, const struct sp_smtp_envelope *e,
@@ -381,13 +401,16 @@ run_auth(struct conn *c, const struct sp_smtp_envelope *e,
 	const struct sp_smtp_server_opts *so = &c->srv->o;
 	struct sp_gw_auth_opts ao;
 	struct sp_gw_auth_result r;
+	enum sp_gw_policy_mode mode;
 	char why[200];
 	int rc;
 
 	if (so->auth == NULL)
 		return 0;
 	ao = *so->auth;
-	if (so->record_only_loopback && c->loopback)
+	mode = policy_for(so, e);
+	if ((so->record_only_loopback && c->loopback) ||
+	    mode == SP_GW_POLICY_RECORD)
 		ao.record_only = 1;
 	memset(&r, 0, sizeof(r));
 	rc = sp_gw_auth_check(&ao, c->ip, e->helo, e->mail_from, e->msg,
@@ -402,6 +425,8 @@ run_auth(struct conn *c, const struct sp_smtp_envelope *e,
 	    "spf=%.15s dkim=%.15s dmarc=%.15s", r.spf, r.dkim, r.dmarc);
 	clean(why, sizeof(why), r.reason);
 	rc = 0;
+	if (mode == SP_GW_POLICY_QUARANTINE && r.action == SP_GW_REJECT)
+		r.action = SP_GW_QUARANTINE;
 	switch (r.action) {
 	case SP_GW_REJECT:
 		snprintf(c->reply, sizeof(c->reply), "550 5.7.1 %s",

@@ -47,6 +47,26 @@
 
 typedef struct sp_smtp_server sp_smtp_server;
 
+/*
+ * What sender-authentication failures do to mail for a served domain (the
+ * recipient's).  ENFORCE is the default: DMARC p=reject fails get 550,
+ * p=quarantine fails go to Junk, DNS trouble gets 451.  QUARANTINE sends
+ * what would be rejected to Junk instead.  RECORD only records the results
+ * (the Authentication-Results stay in the metadata) and never acts.
+ * A message for several domains gets the most lenient of their policies,
+ * so that no recipient loses mail its domain wanted.
+ */
+enum sp_gw_policy_mode {
+	SP_GW_POLICY_ENFORCE = 0,
+	SP_GW_POLICY_QUARANTINE,
+	SP_GW_POLICY_RECORD,
+};
+
+struct sp_gw_policy {
+	const char *domain;
+	enum sp_gw_policy_mode mode;
+};
+
 struct sp_smtp_server_opts {
 	const char *host;             /* listen address, e.g. "127.0.0.1" */
 	int port;                     /* 0 = any free port */
@@ -56,6 +76,9 @@ struct sp_smtp_server_opts {
 	sp_gw_deliver *deliver;       /* not owned */
 	const struct sp_gw_auth_opts *auth;     /* NULL: no SPF/DKIM/DMARC */
 	int record_only_loopback;     /* auth only records for 127/8, ::1 */
+	const struct sp_gw_policy *policies; /* per served domain; not
+	                               * owned; others ENFORCE */
+	size_t npolicies;
 	const struct sp_gw_filter_opts *filter; /* NULL: no filters */
 	uint64_t max_size;            /* 0 = 25 MiB */
 	size_t max_rcpts;             /* 0 = 100 */
