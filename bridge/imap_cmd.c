@@ -394,11 +394,16 @@ static void
 pgp_serve(bridge_account *a, uint64_t id, uint8_t **body, size_t *len)
 {
 	sp_session *s = bridge_account_session(a);
+	const struct sp_mbox_msg *m = sp_mbox_msg(bridge_account_mbox(a), id);
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 
-	/* On error the message is served as stored: still readable, and
-	 * the client sees the OpenPGP data as it arrived. */
+	/* Only received mail: what this account stored itself (APPEND,
+	 * imports, drafts) comes back byte for byte, as IMAP promises.  On
+	 * error the message is served as stored: still readable, and the
+	 * client sees the OpenPGP data as it arrived. */
+	if (m == NULL || m->own)
+		return;
 	if (sp_pgpmail_served(sp_session_cache(s), sp_session_keys(s), id,
 	    *body, *len, &out, &out_len, NULL) != 0 || out == NULL)
 		return;

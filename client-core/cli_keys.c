@@ -76,6 +76,47 @@ keys_list(sp_session *s)
 	return 0;
 }
 
+/* ---- contacts' OpenPGP keys (pgpkeys.h) ------------------------------- */
+
+/* `keys show` for an outside correspondent's OpenPGP pin: 0 usable, 1 not
+ * (revoked, expired, a change waiting: said why), -1 no such pin. */
+static int
+keys_show_pgp(sp_session *s, const char *address)
+{
+	struct sp_pgpkeys_pin pin;
+	char err[1024] = "";
+	sp_pgp *pgp = NULL;
+	int rc, status = 0;
+
+	if (sp_pgpkeys_get(sp_session_cache(s), address, &pin) != 0)
+		return -1;
+	printf("%s\n", pin.address);
+	printf("  %-14s %s\n", "OpenPGP key", pin.fpr);
+	printf("  %-14s %s\n", "from", sp_pgpkeys_source_name(pin.source));
+	print_date("pinned", pin.first_seen);
+	if (pin.pending_len) {
+		printf("  %-14s %s (from %s), NOT accepted: compare it, then "
+		    "`sealpost keys accept %s`\n", "changed to",
+		    pin.pending_fpr, sp_pgpkeys_source_name(
+		    pin.pending_source), pin.address);
+		status = 1;
+	}
+	if ((rc = sp_pgp_create(&pgp)) != 0 ||
+	    (rc = sp_pgpkeys_usable(sp_session_cache(s), pgp, address, err,
+	    sizeof(err))) != 0) {
+		printf("  %-14s no: %s\n", "usable", err[0] ? err :
+		    sp_strerror(rc));
+		fprintf(stderr, "sealpost: %s\n", err[0] ? err :
+		    sp_strerror(rc));
+		status = 1;
+	} else {
+		printf("  %-14s yes\n", "usable");
+	}
+	(void)sp_pgp_destroy(pgp);
+	sp_pgpkeys_pin_finish(&pin);
+	return status;
+}
+
 static int
 keys_show(sp_session *s, const char *address)
 {
@@ -83,7 +124,11 @@ keys_show(sp_session *s, const char *address)
 	char fpr[SP_KEYS_FPR_BYTES], err[512] = "";
 	int rc, status = 0;
 
-	if ((rc = sp_keys_pinned(sp_session_cache(s), address, &pin)) != 0) {
+	if ((rc = sp_keys_pinned(sp_session_cache(s), address, &pin)) ==
+	    ENOENT && (status = keys_show_pgp(s, address)) >= 0)
+		return status;
+	status = 0;
+	if (rc != 0) {
 		fprintf(stderr, "sealpost: %s: %s\n", address, rc == ENOENT ?
 		    "no pinned key (it is pinned when you first write to or "
 		    "read from it, or with `sealpost fingerprint ADDRESS`)" :
@@ -143,7 +188,6 @@ keys_accept(sp_session *s, const char *address, const char *expect)
 	return 0;
 }
 
-/* ---- contacts' OpenPGP keys (pgpkeys.h) ------------------------------- */
 
 static void
 import_report(void *arg, const char *address, int rc, const char *fpr,

@@ -18,6 +18,7 @@
 
 #include "client-core/cli.h"
 #include "client-core/mailbox.h"
+#include "client-core/pgpmail.h"
 
 #define MSG_MAX ((size_t)64 << 20)    /* largest message we import */
 
@@ -246,8 +247,9 @@ cmd_read(int argc, char **argv)
 	struct cli o;
 	sp_session *s;
 	enum sp_mbox_sig sig;
-	uint8_t *body = NULL, pk[32];
-	size_t len = 0;
+	struct sp_pgpmail_result pgp;
+	uint8_t *body = NULL, pk[32], *shown = NULL;
+	size_t len = 0, shown_len = 0;
 	uint64_t *ids = NULL;
 	size_t n;
 	char err[512] = "";
@@ -276,11 +278,20 @@ cmd_read(int argc, char **argv)
 		fprintf(stderr, "sealpost: %s\n", err);
 		goto out;
 	}
-	if (fwrite(body, 1, len, stdout) != len || fflush(stdout) != 0) {
+	/* Received OpenPGP mail is shown decrypted, as the bridge serves it
+	 * (pgpmail.h); the native signature below covers the stored bytes. */
+	if (m->own || sp_pgpmail_served(sp_session_cache(s),
+	    sp_session_keys(s), ids[0], body, len, &shown, &shown_len,
+	    &pgp) != 0)
+		shown = NULL;
+	if (fwrite(shown ? shown : body, 1, shown ? shown_len : len,
+	    stdout) != (shown ? shown_len : len) || fflush(stdout) != 0) {
 		fprintf(stderr, "sealpost: writing the message: %s\n",
 		    strerror(errno));
 		goto out;
 	}
+	if (shown && pgp.field[0])
+		fprintf(stderr, "openpgp: %s\n", pgp.field);
 	if (sig == SP_MBOX_SIG_VALID) {
 		if (cli_check_signer(s, body, len, pk) != 0)
 			goto out;
@@ -299,6 +310,10 @@ out:
 	if (body) {
 		sodium_memzero(body, len);
 		free(body);
+	}
+	if (shown) {
+		sodium_memzero(shown, shown_len);
+		free(shown);
 	}
 	sp_session_close(s);
 out_free:

@@ -241,8 +241,10 @@ has_uid(const struct sp_pgp_keyinfo *info, const char *a)
 	char e[SP_KEYS_ADDR_BYTES];
 	size_t i;
 
+	/* gpg marks every user id of a revoked key revoked; the key's
+	 * revocation must still reach its pin, to be refused there. */
 	for (i = 0; i < info->nuids; i++)
-		if (!info->uids[i].revoked &&
+		if ((!info->uids[i].revoked || info->revoked) &&
 		    sp_keys_address(info->uids[i].email, e) == 0 &&
 		    strcmp(e, a) == 0)
 			return 1;
@@ -371,7 +373,7 @@ sp_pgpkeys_import(sp_cache *cache, sp_pgp *pgp, const void *key,
 	seterr(err, errlen, "the key %s has no user id with an address",
 	    info->fpr);
 	for (i = 0; i < info->nuids; i++) {
-		if (info->uids[i].revoked ||
+		if ((info->uids[i].revoked && !info->revoked) ||
 		    sp_keys_address(info->uids[i].email, a) != 0)
 			continue;
 		for (j = 0; j < i; j++) /* once per address */

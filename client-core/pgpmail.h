@@ -161,7 +161,10 @@ int sp_pgpmail_open(sp_pgp *pgp, const uint8_t *seckey, size_t seckey_len,
  * (pgpkeys.h: pinned if none is, else a change waits to be accepted),
  * then sp_pgpmail_open() with the sender's pinned key.  A cached form is
  * reused until the pins change.  *out_r as for sp_pgpmail_open (NULL:
- * serve body as it is); res_r (may be NULL).  Cost for mail without
+ * serve body as it is); res_r (may be NULL: then a cached form is
+ * returned without gpg).  Meant for received mail: the bridge and
+ * `sealpost read` leave what the account stored itself (sp_mbox_msg
+ * own) byte for byte.  Cost for mail without
  * OpenPGP: a scan of the header and, for text/plain, of the body.
  */
 int sp_pgpmail_served(sp_cache *cache, const sp_keyset *ks, uint64_t id,

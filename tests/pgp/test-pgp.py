@@ -406,6 +406,41 @@ def main():
                  'https://' + conf['SERVER'], '--wkd-ca', conf['CA_FILE'])
     ok(r.returncode != 0 and '404' in r.stderr,
        'an unknown address is not found', r.stdout + r.stderr)
+    # -- sealpost read shows the outcome ---------------------------------
+    r = sealpost('ls')
+    mid = [l.split()[0] for l in r.stdout.splitlines() if 'inline one' in l]
+    r = sealpost('read', '--peek', mid[0]) if mid else r
+    ok(mid and r.returncode == 0 and 'inline secret 777' in r.stdout and
+       'openpgp: decrypted; format=inline; signature=verified' in r.stderr,
+       'sealpost read shows it decrypted, with the outcome', r.stdout[-400:] +
+       r.stderr)
+
+    # -- revoked and expired keys are refused, saying so -----------------
+    r = sealpost('keys', 'show', src_addr)
+    ok(r.returncode == 0 and src_fpr in r.stdout and 'usable' in r.stdout,
+       'keys show: a usable OpenPGP pin', r.stdout + r.stderr)
+    old = gpg_home('old')
+    old_addr = 'old@outside.test'
+    gpg(old, '--faked-system-time', '20200101T000000!', '--quick-gen-key',
+        old_addr, 'future-default', 'default', '1d')
+    old_key = os.path.join(tmp, 'old.asc')
+    gpg_export(old, old_addr, old_key)
+    r = sealpost('keys', 'import', old_key)
+    r = sealpost('keys', 'show', old_addr)
+    ok(r.returncode == 1 and 'EXPIRED' in r.stderr,
+       'an expired key is refused with a clear message', r.stdout + r.stderr)
+    rev = gpg_home('rev')
+    rev_addr = 'revoked@outside.test'
+    rev_fpr = gpg_newkey(rev, rev_addr)
+    with open(os.path.join(rev, 'openpgp-revocs.d', rev_fpr + '.rev')) as f:
+        cert = f.read().replace(':-----BEGIN', '-----BEGIN')
+    gpg(rev, '--import', input=cert.encode())
+    rev_key = os.path.join(tmp, 'rev.asc')
+    gpg_export(rev, rev_fpr, rev_key)
+    r = sealpost('keys', 'import', rev_key)
+    r = sealpost('keys', 'show', rev_addr)
+    ok(r.returncode == 1 and 'REVOKED' in r.stderr,
+       'a revoked key is refused with a clear message', r.stdout + r.stderr)
     im.close()
 
     # -- --pgp-passthrough hands the original over ------------------------
