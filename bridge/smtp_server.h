@@ -4,11 +4,12 @@
  * password (after TLS only), PIPELINING, 8BITMIME, SMTPUTF8, SIZE,
  * ENHANCEDSTATUSCODES.  Commands run from a table (smtp_session.c).
  *
- * Recipients: an address with a sealpost account on the account's server
- * (the key directory answers) is sent end to end by client-core (send.h).
- * Any other address is refused at RCPT: outbound delivery through the
- * gateway is not available yet (554 5.7.1), an unknown address in the
- * account's own domain is 550 5.1.1.
+ * Recipients: the envelope's, handed to client-core's outbox.h, which
+ * sends end to end to sealpost accounts, PGP/MIME to outside addresses
+ * with a pinned OpenPGP key and the message as written to the others,
+ * both through the gateway's outbound queue.  An unknown address in the
+ * account's own domain is 550 5.1.1 at RCPT; the account's "encrypted
+ * only" policy refuses after DATA with 550 5.7.1 and the server's words.
  *
  * The program logs (connection events only, never content or secrets).
  */

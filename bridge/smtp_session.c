@@ -24,7 +24,7 @@
 #include "bridge/smtp_parse.h"
 #include "bridge/smtp_sent.h"
 #include "client-core/keys.h"
-#include "client-core/send.h"
+#include "client-core/outbox.h"
 #include "client-core/session.h"
 #include "crypto/error.h"
 #include "proto/summary.h"
@@ -529,17 +529,15 @@ proceed_rcpt(struct sess *s, const char *arg)
 		}
 	}
 	rc = lookup_rcpt(s, norm, err, sizeof(err));
-	if (rc == ENOENT) {
-		if (strcasecmp(domain_of(norm), domain_of(
-		    bridge_account_address(s->acct))) == 0)
-			reply(s, 550, "5.1.1", "%s has no sealpost account",
-			    norm);
-		else
-			reply(s, 554, "5.7.1", "%s is outside sealpost: "
-			    "outbound delivery not available yet", norm);
+	if (rc == ENOENT && strcasecmp(domain_of(norm), domain_of(
+	    bridge_account_address(s->acct))) == 0) {
+		reply(s, 550, "5.1.1", "%s has no sealpost account", norm);
 		return;
 	}
-	if (rc != 0) {
+	/* Another domain: outbox.h sends it PGP/MIME or as written
+	 * through the gateway; the account's policy is the server's to
+	 * apply, after DATA. */
+	if (rc != 0 && rc != ENOENT) {
 		reply(s, 451, "4.4.1", "cannot look up %s now: %s", norm,
 		    err);
 		return;
@@ -550,7 +548,8 @@ proceed_rcpt(struct sess *s, const char *arg)
 	}
 	s->nrcpts++;
 	enter_state(s, S_RCPT);
-	reply(s, 250, "2.1.5", "recipient OK (end to end)");
+	reply(s, 250, "2.1.5", "recipient OK (%s)", rc == 0 ? "end to end" :
+	    "outside sealpost: through the outbound gateway");
 }
 
 /* ---- DATA --------------------------------------------------------------- */
@@ -623,21 +622,30 @@ find_sent(sp_mbox *mb, const char *message_id)
 }
 
 static void
-send_reply(struct sess *s, int rc, const struct sp_send_report *rep,
+send_reply(struct sess *s, int rc, const struct sp_outbox_report *rep,
     const char *err)
 {
+	size_t got = rep->ndelivered + rep->nqueued;
+
 	if (rc == 0) {
-		reply(s, 250, "2.0.0", "delivered end to end to %zu "
-		    "recipient%s", rep->ndelivered,
-		    rep->ndelivered == 1 ? "" : "s");
-	} else if (rep->ndelivered > 0) {
+		reply(s, 250, "2.0.0", "sent: %zu end to end, %zu to the "
+		    "outbound queue (%zu PGP/MIME)", rep->ndelivered,
+		    rep->nqueued, rep->npgp);
+	} else if (got > 0) {
 		/* SMTP cannot answer per recipient after DATA: say who
 		 * got it, so a resend can leave them out. */
-		reply(s, 554, "5.0.0", "delivered to %zu of %zu only: %s",
-		    rep->ndelivered, rep->nrcpts, err);
+		reply(s, 554, "5.0.0", "sent to %zu of %zu only: %s",
+		    got, rep->nrcpts, err);
 	} else if (rc == ENOENT) {
 		reply(s, 550, "5.1.1", "%s", err);
-	} else if (rc == SP_EKEYCHANGED || rc == SP_EINVAL) {
+	} else if (rc == EACCES) {
+		/* The account's policy (encrypted only), in the server's
+		 * words: a permanent refusal the user must see. */
+		reply(s, 550, "5.7.1", "%s", err);
+	} else if (rc == EBUSY) {
+		reply(s, 451, "4.7.0", "%s", err);
+	} else if (rc == SP_EKEYCHANGED || rc == SP_EINVAL ||
+	    rc == SP_EKEYREVOKED || rc == SP_EKEYEXPIRED) {
 		reply(s, 550, "5.7.1", "%s", err);
 	} else if (rc == SP_ELIMIT) {
 		reply(s, 552, "5.5.3", "%s", err);
@@ -654,8 +662,8 @@ static void
 data_done(struct sess *s, unsigned flags)
 {
 	char own[SP_KEYS_ADDR_BYTES], from[SP_KEYS_ADDR_BYTES], err[768] = "";
-	struct sp_send_report rep;
-	struct sp_send_args sa;
+	struct sp_outbox_report rep;
+	struct sp_outbox_args sa;
 	struct sp_meta m;
 	uint8_t *msg, *fixed = NULL;
 	size_t len = 0, flen = 0;
@@ -708,8 +716,8 @@ data_done(struct sess *s, unsigned flags)
 	    NULL) {
 		rc = EPIPE;
 	} else {
-		rc = sp_send(&sa, fixed ? fixed : msg, fixed ? flen : len,
-		    &rep, err, sizeof(err));
+		rc = sp_outbox_send(&sa, fixed ? fixed : msg, fixed ? flen :
+		    len, &rep, err, sizeof(err));
 		/* EAGAIN: the follow thread moved the cache under the
 		 * Sent copy's pull; the copy is on the server. */
 		if (rc == EAGAIN || rc == EPIPE || rc == ETIMEDOUT)

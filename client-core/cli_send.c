@@ -1,7 +1,8 @@
 /*
  * `sealpost send`: an RFC 5322 message on stdin, or one built here from
  * flags with GMime (MIME structure, RFC 2047 subject, Date, Message-ID),
- * then sent with client-core/send.h.
+ * then sent with client-core/outbox.h: end to end to sealpost accounts,
+ * PGP/MIME or as written through the gateway to outside addresses.
  *
  *   sealpost send [--rcpt A[,B]] < message
  *   sealpost send --to A[,B] [--cc ...] [--bcc ...] [--subject S]
@@ -17,7 +18,7 @@
 
 #include "client-core/cli.h"
 #include "client-core/keys.h"
-#include "client-core/send.h"
+#include "client-core/outbox.h"
 
 #define MSG_MAX ((size_t)48 << 20)   /* below the 64 MiB blob limit once
                                       * sealed and padded */
@@ -264,12 +265,12 @@ cmd_send(int argc, char **argv)
 		{ "body", &fl.body, NULL }, { "body-file", &fl.body_file, NULL },
 		{ "rcpt", &fl.rcpt, NULL }, { NULL, NULL, NULL },
 	};
-	struct sp_send_args sa;
-	struct sp_send_report rep;
+	struct sp_outbox_args sa;
+	struct sp_outbox_report rep;
 	struct cli o;
 	sp_session *s = NULL;
 	char **rest = NULL, *rcpts = NULL, err[2048] = "";
-	const char *rv[SP_SEND_RCPT_MAX];
+	const char *rv[SP_OUTBOX_RCPT_MAX];
 	uint8_t *msg = NULL;
 	size_t len = 0, nr = 0;
 	int i, n = 0, built, rc = 1;
@@ -327,7 +328,7 @@ cmd_send(int argc, char **argv)
 	if (fl.rcpt) {
 		if ((rcpts = strdup(fl.rcpt)) == NULL)
 			goto out;
-		nr = split(rcpts, rv, SP_SEND_RCPT_MAX);
+		nr = split(rcpts, rv, SP_OUTBOX_RCPT_MAX);
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.cache = sp_session_cache(s);
@@ -337,16 +338,19 @@ cmd_send(int argc, char **argv)
 	sa.address = sp_session_address(s);
 	sa.rcpts = rv;
 	sa.nrcpts = nr;
-	if (sp_send(&sa, msg, len, &rep, err, sizeof(err)) != 0) {
+	sa.from_headers = 1;
+	if (sp_outbox_send(&sa, msg, len, &rep, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealpost: send: %s\n", err);
-		if (rep.ndelivered > 0)
-			fprintf(stderr, "sealpost: delivered to %zu of %zu "
-			    "recipients\n", rep.ndelivered, rep.nrcpts);
+		if (rep.ndelivered + rep.nqueued > 0)
+			fprintf(stderr, "sealpost: sent to %zu of %zu "
+			    "recipients\n", rep.ndelivered + rep.nqueued,
+			    rep.nrcpts);
 		goto out;
 	}
-	printf("sent to %zu recipient%s (%zu Bcc); Sent copy %llu\n",
-	    rep.nrcpts, rep.nrcpts == 1 ? "" : "s", rep.nbcc,
-	    (unsigned long long)rep.sent_id);
+	printf("sent to %zu recipient%s (%zu Bcc): %zu end to end, %zu to "
+	    "the outbound queue (%zu PGP/MIME); Sent copy %llu\n",
+	    rep.nrcpts, rep.nrcpts == 1 ? "" : "s", rep.nbcc, rep.ndelivered,
+	    rep.nqueued, rep.npgp, (unsigned long long)rep.sent_id);
 	rc = 0;
 out:
 	if (msg) {

@@ -25,6 +25,7 @@ struct rcpt {
 	char addr[SP_KEYS_ADDR_BYTES];
 	int bcc;                 /* not in To/Cc: gets its own body */
 	int self;                /* the sender: own keys, no directory */
+	int keep;                /* envelope_only: one of a->rcpts */
 	uint8_t enc_pk[32];
 	uint8_t blob_id[32];     /* the body this recipient opens */
 	int delivered;
@@ -34,6 +35,8 @@ struct send {
 	const struct sp_send_args *a;
 	struct rcpt *r;
 	size_t n;
+	int lenient;             /* envelope_only: header addresses that
+	                          * are not addresses are skipped */
 	char *err;
 	size_t errlen;
 };
@@ -133,20 +136,24 @@ gmime_start(void)
 	g_mime_init();
 }
 
-/* Adds addr (raw) as a recipient; a visible entry wins over a Bcc one. */
+/* Adds addr (raw) as a recipient; a visible entry wins over a Bcc one.
+ * keep marks an envelope recipient (envelope_only). */
 static int
-add_rcpt(struct send *s, const char *raw, int bcc)
+add_rcpt(struct send *s, const char *raw, int bcc, int keep)
 {
 	char addr[SP_KEYS_ADDR_BYTES];
 	size_t i;
 
 	if (sp_keys_address(raw, addr) != 0) {
+		if (s->lenient && !keep)
+			return 0;
 		seterr(s->err, s->errlen, "'%s' is not an address", raw);
 		return SP_EINVAL;
 	}
 	for (i = 0; i < s->n; i++) {
 		if (strcmp(s->r[i].addr, addr) == 0) {
 			s->r[i].bcc = s->r[i].bcc && bcc;
+			s->r[i].keep |= keep;
 			return 0;
 		}
 	}
@@ -158,6 +165,7 @@ add_rcpt(struct send *s, const char *raw, int bcc)
 	memset(&s->r[s->n], 0, sizeof(s->r[s->n]));
 	memcpy(s->r[s->n].addr, addr, sizeof(addr));
 	s->r[s->n].bcc = bcc;
+	s->r[s->n].keep = keep;
 	s->n++;
 	return 0;
 }
@@ -181,12 +189,25 @@ add_list(struct send *s, InternetAddressList *l, int bcc, int depth)
 			    INTERNET_ADDRESS_GROUP(ia)), bcc, depth + 1);
 		} else {
 			rc = add_rcpt(s, internet_address_mailbox_get_addr(
-			    INTERNET_ADDRESS_MAILBOX(ia)), bcc);
+			    INTERNET_ADDRESS_MAILBOX(ia)), bcc, 0);
 		}
 		if (rc != 0)
 			return rc;
 	}
 	return 0;
+}
+
+/* envelope_only: drops the header addresses that are not envelope
+ * recipients (they only marked who is visible). */
+static void
+keep_envelope(struct send *s)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->n; i++)
+		if (s->r[i].keep)
+			s->r[n++] = s->r[i];
+	s->n = n;
 }
 
 /* Recipients from the headers (and the extra ones); the From check. */
@@ -230,11 +251,14 @@ collect(struct send *s, const uint8_t *msg, size_t len)
 	}
 	if ((rc = add_list(s, g_mime_message_get_to(gm), 0, 0)) != 0 ||
 	    (rc = add_list(s, g_mime_message_get_cc(gm), 0, 0)) != 0 ||
-	    (rc = add_list(s, g_mime_message_get_bcc(gm), 1, 0)) != 0)
+	    (!s->a->envelope_only &&
+	    (rc = add_list(s, g_mime_message_get_bcc(gm), 1, 0)) != 0))
 		goto out;
 	for (i = 0; i < s->a->nrcpts; i++)
-		if ((rc = add_rcpt(s, s->a->rcpts[i], 1)) != 0)
+		if ((rc = add_rcpt(s, s->a->rcpts[i], 1, 1)) != 0)
 			goto out;
+	if (s->a->envelope_only)
+		keep_envelope(s);
 	if (s->n == 0) {
 		seterr(s->err, s->errlen, "the message has no recipients");
 		rc = SP_EINVAL;
@@ -278,8 +302,8 @@ fetch_keys(struct send *s)
 		    s->err, s->errlen);
 		if (rc == ENOENT) {
 			seterr(s->err, s->errlen, "%s has no sealpost account "
-			    "on this server (mail to other servers is not "
-			    "supported yet); nothing was sent", s->r[i].addr);
+			    "on this server (outbox.h sends to other servers); "
+			    "nothing was sent", s->r[i].addr);
 			return rc;
 		}
 		if (rc == SP_EKEYCHANGED) {
@@ -432,7 +456,8 @@ int
 sp_send(const struct sp_send_args *a, const uint8_t *msg, size_t len,
     struct sp_send_report *report, char *err, size_t errlen)
 {
-	struct send s = { .a = a, .err = err, .errlen = errlen };
+	struct send s = { .a = a, .lenient = a->envelope_only, .err = err,
+	    .errlen = errlen };
 	struct sp_send_report rep;
 	struct sp_meta summary;
 	uint8_t *body = NULL, shared_id[32];
@@ -486,7 +511,7 @@ sp_send(const struct sp_send_args *a, const uint8_t *msg, size_t len,
 		    .flags = SP_META_F_SEEN, .sign = 1 };
 		char serr[256];
 
-		ad.bcc = bcc = bcc_list(&s);
+		ad.bcc = a->sent_bcc ? a->sent_bcc : (bcc = bcc_list(&s));
 		rc = sp_mbox_add_uploaded(a->mb, a->c, &ad, body, blen,
 		    shared_id, &rep.sent_id, serr, sizeof(serr));
 		if (rc != 0 && first_rc == 0) {

@@ -4,13 +4,15 @@
  * "Internal mail"; docs/protocol.md 7.3 DELIVER, 8 blobs, 9 keys).
  *
  * For a message (RFC 5322 bytes) and its recipients (To, Cc, Bcc, plus
- * envelope recipients given apart, which are treated as Bcc):
+ * envelope recipients given apart, which are treated as Bcc; or, with
+ * envelope_only, exactly the envelope recipients given):
  *
  *  1. Every recipient's key set is fetched from the directory and checked
  *     against its pin (keys.h).  Any recipient without an account here, or
  *     whose key changed, refuses the whole send before anything is
  *     uploaded, with a sentence naming the address.  (Mail to other
- *     servers goes through the gateway: not yet.)
+ *     servers: outbox.h splits the recipients and calls this for the
+ *     accounts of this server only, with envelope_only.)
  *  2. The Bcc header is removed from the body (sp_send_strip_bcc): no
  *     recipient's copy names a Bcc recipient, and the body each one
  *     decrypts is the same bytes, signature included.
@@ -72,6 +74,16 @@ struct sp_send_args {
 	const char *address;     /* the sender's address */
 	const char *const *rcpts; /* extra envelope recipients, or NULL */
 	size_t nrcpts;
+	/* 1: the recipients are exactly rcpts (the SMTP envelope, of which
+	 * outbox.h passes the sealpost accounts): no To/Cc/Bcc header
+	 * address is added, the headers only tell a visible recipient (in
+	 * To or Cc: shares the visible body) from a Bcc one (its own body);
+	 * header addresses that cannot be parsed are ignored. */
+	int envelope_only;
+	/* The Bcc list recorded in the Sent copy instead of the one send
+	 * works out, e.g. with outside Bcc recipients (outbox.h); NULL:
+	 * its own. */
+	const char *sent_bcc;
 };
 
 /*
