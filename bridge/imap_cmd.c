@@ -10,6 +10,16 @@
  * follow thread keeps current; the differences become untagged EXISTS,
  * EXPUNGE (or VANISHED) and FETCH FLAGS responses.  EXPUNGE is held back
  * during FETCH, STORE and SEARCH, as RFC 3501 7.4.1 requires.
+ *
+ * Commands that change the account (F_WORKER: STORE, COPY, MOVE, EXPUNGE,
+ * APPEND and the folder commands) wait for a server round trip, so they
+ * run on a libuv worker thread with the account lock held, and the
+ * tagged reply goes out from the after-callback on the loop.  Meanwhile
+ * the loop never takes that account's lock: a command of another
+ * connection on the same account is parked (and run when the worker is
+ * done), IDLE wake-ups for it are put off, so other connections and
+ * accounts are never stalled by one account's writes.  Only one worker
+ * per account runs at a time: the lock would serialise them anyway.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -24,19 +34,21 @@
 #include "bridge/imap_conn.h"
 #include "bridge/imap_fetch.h"
 #include "bridge/imap_server.h"
+#include "bridge/imap_utf7.h"
 #include "bridge/smtp_sent.h"
 #include "client-core/pgpkeys.h"
 #include "client-core/pgpmail.h"
 #include "client-core/session.h"
 #include "crypto/error.h"
 
-#define CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE " \
+#define CAPS_COMMON "IMAP4rev1 IMAP4rev2 UTF8=ACCEPT LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE " \
 	"UNSELECT UIDPLUS MOVE CONDSTORE QRESYNC SPECIAL-USE LIST-EXTENDED " \
 	"LIST-STATUS ESEARCH BINARY CHILDREN"
 
 enum {
 	F_UID = 1,          /* a UID variant exists */
 	F_NOEXPUNGE = 2,    /* untagged EXPUNGE must wait (non-UID form) */
+	F_WORKER = 4,       /* runs on a worker thread (a round trip) */
 };
 
 struct cmd {
@@ -46,6 +58,17 @@ struct cmd {
 	unsigned flags;
 	size_t min_args, max_args;
 };
+
+/* Per account, on the loop thread only: a worker holds its lock (busy),
+ * and the connections waiting for it.  Accounts live as long as the
+ * server, so entries are never removed. */
+struct acct_entry {
+	bridge_account *acct;
+	int busy;
+	struct imap_conn *parked;
+	struct imap_server *srv;
+};
+static struct acct_entry *acct_entry(bridge_account *a);
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -57,7 +80,7 @@ reply(struct imap_conn *c, const struct imap_command *cmd, const char *st,
  * comparison adds after the handler are out: a client takes the tagged
  * line as the end of the command's responses.  One loop thread, so one
  * pending line suffices. */
-static char tagged[1024];
+static _Thread_local char tagged[1024];
 
 static void
 reply(struct imap_conn *c, const struct imap_command *cmd, const char *st,
@@ -167,18 +190,32 @@ static const char *special_use[] = {
 	NULL, NULL, "\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive",
 };
 
-/* The model's name for an IMAP mailbox name: INBOX case-insensitive,
- * no trailing '/'.  Copies into buf. */
+/* The model's name (UTF-8) for an IMAP mailbox name: modified UTF-7
+ * decoded unless the client enabled UTF8=ACCEPT or IMAP4rev2, INBOX
+ * case-insensitive, no trailing '/'.  Copies into buf.  NULL when the
+ * name is not valid in the client's form (then BAD). */
 static const char *
-mailbox_name(const struct imap_arg *a, char *buf, size_t cap)
+mailbox_name(struct imap_conn *c, const struct imap_arg *a, char *buf,
+    size_t cap)
 {
 	size_t n;
 
 	if (!imap_arg_is_string(a) || a->len == 0 || a->len >= cap ||
 	    memchr(a->s, 0, a->len) != NULL)
 		return NULL;
-	memcpy(buf, a->s, a->len + 1);
-	n = a->len;
+	if (c->utf8) {
+		/* Valid UTF-8 without control characters is what the
+		 * encoder takes. */
+		char probe[IMAP_UTF7_ENCODED_MAX(SP_MBOX_NAME_MAX)];
+
+		if (imap_utf7_encode(a->s, a->len, probe, sizeof(probe),
+		    NULL) != 0)
+			return NULL;
+		memcpy(buf, a->s, a->len + 1);
+		n = a->len;
+	} else if (imap_utf7_decode(a->s, a->len, buf, cap, &n) != 0) {
+		return NULL;
+	}
 	while (n > 1 && buf[n - 1] == '/')
 		buf[--n] = 0;
 	if (strcasecmp(buf, "INBOX") == 0)
@@ -191,9 +228,25 @@ folder_arg(struct imap_conn *c, const struct imap_arg *a)
 {
 	char name[SP_MBOX_NAME_MAX + 1];
 
-	if (mailbox_name(a, name, sizeof(name)) == NULL)
+	if (mailbox_name(c, a, name, sizeof(name)) == NULL)
 		return NULL;
 	return sp_mbox_folder_by_name(bridge_account_mbox(c->acct), name);
+}
+
+/* A model name as the client reads it: UTF-8 after UTF8=ACCEPT or
+ * IMAP4rev2, modified UTF-7 otherwise.  A name the encoder refuses
+ * (control characters, from another device) goes out as it is: still
+ * one string, which the client may not be able to select. */
+static void
+out_mailbox(struct imap_conn *c, const char *name)
+{
+	char enc[IMAP_UTF7_ENCODED_MAX(SP_MBOX_NAME_MAX)];
+
+	if (!c->utf8 && imap_utf7_encode(name, strlen(name), enc, sizeof(enc),
+	    NULL) == 0)
+		imap_out_astring(&c->out, enc);
+	else
+		imap_out_astring(&c->out, name);
 }
 
 /* ---- the view of the selected folder ------------------------------------ */
@@ -470,6 +523,15 @@ imap_cmd_body(struct imap_conn *c, uint64_t id, char *err, size_t errlen)
 void
 imap_cmd_conn_finish(struct imap_conn *c)
 {
+	if (c->parked && c->acct) {
+		struct imap_conn **pp = &acct_entry(c->acct)->parked;
+
+		while (*pp && *pp != c)
+			pp = &(*pp)->park_next;
+		if (*pp)
+			*pp = c->park_next;
+		c->parked = NULL;
+	}
 	view_clear(c);
 	free(c->search_saved);
 }
@@ -635,6 +697,17 @@ h_enable(struct imap_conn *c, struct imap_command *cmd, int uid)
 		    !c->qresync) {
 			c->qresync = c->condstore = 1;
 			imap_out_str(&c->out, " QRESYNC");
+		} else if (imap_arg_atom_is(&cmd->args[i], "UTF8=ACCEPT") &&
+		    !c->utf8) {
+			/* RFC 6855: names (and strings) are UTF-8 now. */
+			c->utf8 = 1;
+			imap_out_str(&c->out, " UTF8=ACCEPT");
+		} else if (imap_arg_atom_is(&cmd->args[i], "IMAP4rev2") &&
+		    !c->rev2) {
+			/* RFC 9051: UTF-8 names, ESEARCH replies to SEARCH,
+			 * no RECENT. */
+			c->rev2 = c->utf8 = 1;
+			imap_out_str(&c->out, " IMAP4rev2");
 		}
 	}
 	imap_out_str(&c->out, "\r\n");
@@ -706,6 +779,17 @@ static unsigned status_items(const struct imap_arg *a);
 static void out_status(struct imap_conn *c, const struct sp_mbox_folder *f,
     unsigned items);
 
+/* A LIST reference or pattern in the model's UTF-8.  One that does not
+ * decode is taken as it is: it then matches only names spelt that way,
+ * which is what a client sending raw UTF-8 without UTF8=ACCEPT means. */
+static void
+list_name(struct imap_conn *c, const struct imap_arg *a, char *buf,
+    size_t cap)
+{
+	if (c->utf8 || imap_utf7_decode(a->s, a->len, buf, cap, NULL) != 0)
+		snprintf(buf, cap, "%s", a->s);
+}
+
 /* LIST and LSUB, with LIST-EXTENDED selection and return options. */
 static void
 list_run(struct imap_conn *c, struct imap_command *cmd, int lsub)
@@ -775,7 +859,7 @@ list_run(struct imap_conn *c, struct imap_command *cmd, int lsub)
 		reply(c, cmd, "BAD", "%s reference mailbox", cmd->name);
 		return;
 	}
-	snprintf(ref, sizeof(ref), "%s", a[0].s);
+	list_name(c, &a[0], ref, sizeof(ref));
 	fs = sp_mbox_folders(mb, &nf);
 	for (k = 0; k < npats; k++) {
 		if (!imap_arg_is_string(&pats[k])) {
@@ -788,7 +872,12 @@ list_run(struct imap_conn *c, struct imap_command *cmd, int lsub)
 			    "\"\"\r\n", lsub ? "LSUB" : "LIST");
 			continue;
 		}
-		snprintf(pat, sizeof(pat), "%s%s", ref, pats[k].s);
+		{
+			char p1[SP_MBOX_NAME_MAX + 1];
+
+			list_name(c, &pats[k], p1, sizeof(p1));
+			snprintf(pat, sizeof(pat), "%s%s", ref, p1);
+		}
 		for (i = 0; i < nf; i++) {
 			const struct sp_mbox_folder *f = &fs[i];
 			int n = 0;
@@ -818,7 +907,7 @@ list_run(struct imap_conn *c, struct imap_command *cmd, int lsub)
 				imap_out_printf(&c->out, "%s%s", n++ ? " " :
 				    "", special_use[f->id]);
 			imap_out_str(&c->out, ") \"/\" ");
-			imap_out_astring(&c->out, f->name);
+			out_mailbox(c, f->name);
 			imap_out_str(&c->out, "\r\n");
 			if (opts & LR_STATUS)
 				out_status(c, f, st_items);
@@ -882,7 +971,7 @@ out_status(struct imap_conn *c, const struct sp_mbox_folder *f,
 			deleted += (msgs[i]->flags & SP_MBOX_F_DELETED) != 0;
 		}
 	imap_out_str(&c->out, "* STATUS ");
-	imap_out_astring(&c->out, f->name);
+	out_mailbox(c, f->name);
 	imap_out_str(&c->out, " (");
 #define ITEM(bit, fmt, v) do { if (items & (bit)) { imap_out_printf( \
 	&c->out, "%s" fmt, sp++ ? " " : "", v); } } while (0)
@@ -1053,7 +1142,8 @@ h_select(struct imap_conn *c, struct imap_command *cmd, int uid)
 	    "\\Seen \\Draft $Junk)\r\n");
 	imap_out_printf(&c->out, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
 	    "\\Deleted \\Seen \\Draft $Junk \\*)] flags that stay\r\n");
-	imap_out_printf(&c->out, "* %zu EXISTS\r\n* 0 RECENT\r\n", c->nview);
+	imap_out_printf(&c->out, "* %zu EXISTS\r\n%s", c->nview,
+	    c->rev2 ? "" : "* 0 RECENT\r\n");
 	for (i = 0; i < c->nview; i++)
 		if (!(c->view[i].flags & SP_META_F_SEEN)) {
 			unseen = i + 1;
@@ -1079,7 +1169,7 @@ h_create(struct imap_conn *c, struct imap_command *cmd, int uid)
 	sp_client *cl;
 	int rc;
 
-	if (mailbox_name(&cmd->args[0], name, sizeof(name)) == NULL) {
+	if (mailbox_name(c, &cmd->args[0], name, sizeof(name)) == NULL) {
 		reply(c, cmd, "BAD", "bad mailbox name");
 		return;
 	}
@@ -1140,7 +1230,7 @@ h_rename(struct imap_conn *c, struct imap_command *cmd, int uid)
 	uint32_t id;
 	int rc;
 
-	if (mailbox_name(&cmd->args[1], name, sizeof(name)) == NULL) {
+	if (mailbox_name(c, &cmd->args[1], name, sizeof(name)) == NULL) {
 		reply(c, cmd, "BAD", "bad mailbox name");
 		return;
 	}
@@ -1845,6 +1935,11 @@ h_search(struct imap_conn *c, struct imap_command *cmd, int uid)
 		a += 2;
 		na -= 2;
 	}
+	/* IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 7.3.4). */
+	if (!esearch && c->rev2) {
+		esearch = 1;
+		ret = 4;
+	}
 	if (na >= 2 && imap_arg_atom_is(&a[0], "CHARSET")) {
 		if (!imap_arg_is_string(&a[1]) || (strcasecmp(a[1].s,
 		    "UTF-8") != 0 && strcasecmp(a[1].s, "US-ASCII") != 0)) {
@@ -1951,11 +2046,48 @@ idle_line(struct imap_conn *c, struct imap_command *raw)
 void
 imap_cmd_changed(struct imap_conn *c)
 {
+	/* A worker holds the lock: its after-callback wakes us again. */
+	if (acct_entry(c->acct)->busy)
+		return;
 	bridge_account_lock(c->acct);
 	view_sync(c, 1);
 	bridge_account_unlock(c->acct);
 	imap_conn_flush(c);
 }
+
+/* ---- workers ------------------------------------------------------------ */
+
+static struct acct_entry *accts;
+static size_t naccts;
+
+static struct acct_entry *
+acct_entry(bridge_account *a)
+{
+	static struct acct_entry none;
+	struct acct_entry *n;
+	size_t i;
+
+	for (i = 0; i < naccts; i++)
+		if (accts[i].acct == a)
+			return &accts[i];
+	if ((n = realloc(accts, (naccts + 1) * sizeof(*n))) == NULL) {
+		memset(&none, 0, sizeof(none));
+		return &none;   /* never busy: commands run on the loop */
+	}
+	accts = n;
+	memset(&accts[naccts], 0, sizeof(accts[naccts]));
+	accts[naccts].acct = a;
+	return &accts[naccts++];
+}
+
+struct job {
+	uv_work_t req;
+	struct imap_conn *c;
+	const struct cmd *k;
+	struct imap_command *cmd;
+	int uid;
+	char tagged[sizeof(tagged)];
+};
 
 /* ---- the table ---------------------------------------------------------- */
 
@@ -1979,40 +2111,148 @@ static const struct cmd commands[] = {
 	{ "STATUS", h_status, AUTHED, 0, 2, 2 },
 	{ "SELECT", h_select, AUTHED, 0, 1, 2 },
 	{ "EXAMINE", h_select, AUTHED, 0, 1, 2 },
-	{ "CREATE", h_create, AUTHED, 0, 1, 2 },
-	{ "DELETE", h_delete, AUTHED, 0, 1, 1 },
-	{ "RENAME", h_rename, AUTHED, 0, 2, 2 },
-	{ "SUBSCRIBE", h_subscribe, AUTHED, 0, 1, 1 },
-	{ "UNSUBSCRIBE", h_subscribe, AUTHED, 0, 1, 1 },
-	{ "APPEND", h_append, AUTHED, 0, 2, 4 },
+	{ "CREATE", h_create, AUTHED, F_WORKER, 1, 2 },
+	{ "DELETE", h_delete, AUTHED, F_WORKER, 1, 1 },
+	{ "RENAME", h_rename, AUTHED, F_WORKER, 2, 2 },
+	{ "SUBSCRIBE", h_subscribe, AUTHED, F_WORKER, 1, 1 },
+	{ "UNSUBSCRIBE", h_subscribe, AUTHED, F_WORKER, 1, 1 },
+	{ "APPEND", h_append, AUTHED, F_WORKER, 2, 4 },
 	{ "IDLE", h_idle, AUTHED, 0, 0, 0 },
 	{ "CHECK", h_noop, SEL, 0, 0, 0 },
 	{ "CLOSE", h_close, SEL, 0, 0, 0 },
 	{ "UNSELECT", h_close, SEL, 0, 0, 0 },
-	{ "EXPUNGE", h_expunge, SEL, F_UID, 0, 1 },
+	{ "EXPUNGE", h_expunge, SEL, F_UID | F_WORKER, 0, 1 },
 	{ "SEARCH", h_search, SEL, F_UID | F_NOEXPUNGE, 1, MANY },
 	{ "FETCH", h_fetch, SEL, F_UID | F_NOEXPUNGE, 2, 3 },
-	{ "STORE", h_store, SEL, F_UID | F_NOEXPUNGE, 3, 4 },
-	{ "COPY", h_copy, SEL, F_UID, 2, 2 },
-	{ "MOVE", h_copy, SEL, F_UID, 2, 2 },
+	{ "STORE", h_store, SEL, F_UID | F_NOEXPUNGE | F_WORKER, 3, 4 },
+	{ "COPY", h_copy, SEL, F_UID | F_WORKER, 2, 2 },
+	{ "MOVE", h_copy, SEL, F_UID | F_WORKER, 2, 2 },
 };
 
-void
+/* The part of a command that holds the account lock: the handler, then
+ * the untagged updates of the view.  On the loop or on a worker. */
+static void
+run_locked(struct imap_conn *c, const struct cmd *k, struct imap_command *cmd,
+    int uid)
+{
+	int locked = 0;
+
+	if (c->acct) {
+		bridge_account_lock(c->acct);
+		locked = 1;
+	}
+	k->fn(c, cmd, uid);
+	/* Changes from elsewhere, and this command's own effects. */
+	if (c->state == IMAP_S_SELECTED && !c->idling &&
+	    strcmp(k->name, "SELECT") != 0 && strcmp(k->name, "EXAMINE") != 0)
+		view_sync(c, uid || !(k->flags & F_NOEXPUNGE));
+	if (locked)
+		bridge_account_unlock(c->acct);
+}
+
+static void
+job_work(uv_work_t *req)
+{
+	struct job *j = req->data;
+
+	tagged[0] = 0;
+	run_locked(j->c, j->k, j->cmd, j->uid);
+	memcpy(j->tagged, tagged, sizeof(j->tagged));
+	tagged[0] = 0;
+}
+
+static void
+job_after(uv_work_t *req, int status)
+{
+	struct job *j = req->data;
+	struct imap_conn *c = j->c;
+	struct acct_entry *e = acct_entry(c->acct);
+
+	(void)status;
+	c->job = NULL;
+	e->busy = 0;
+	if (c->free_pending) {
+		imap_conn_free(c);
+	} else if (!c->closing) {
+		memcpy(tagged, j->tagged, sizeof(tagged));
+		reply_flush(c);
+		imap_conn_resume(c);
+	}
+	sodium_memzero(j, sizeof(*j));
+	free(j);
+	/* Connections that waited for this account, in order, until one
+	 * starts a worker again; IDLE clients hear of the change. */
+	while (!e->busy && e->parked) {
+		struct imap_conn *p = e->parked;
+
+		e->parked = p->park_next;
+		p->park_next = NULL;
+		imap_conn_resume(p);
+	}
+	imap_server_wake(e->srv);
+}
+
+/* Sends the command to a worker.  0, or -1 when it cannot (then it runs
+ * here, blocking, as it always could). */
+static int
+job_start(struct imap_conn *c, const struct cmd *k, struct imap_command *cmd,
+    int uid)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return -1;
+	j->req.data = j;
+	j->c = c;
+	j->k = k;
+	j->cmd = cmd;
+	j->uid = uid;
+	/* What is in out now goes first; from here the worker owns it. */
+	imap_conn_flush(c);
+	if (uv_queue_work(c->tcp.loop, &j->req, job_work, job_after) != 0) {
+		free(j);
+		return -1;
+	}
+	c->job = j;
+	acct_entry(c->acct)->busy = 1;
+	acct_entry(c->acct)->srv = c->srv;
+	return 0;
+}
+
+static void
+park(struct imap_conn *c, struct imap_command *cmd)
+{
+	struct acct_entry *e = acct_entry(c->acct);
+	struct imap_conn **pp = &e->parked;
+
+	while (*pp)
+		pp = &(*pp)->park_next;
+	*pp = c;
+	c->park_next = NULL;
+	c->parked = cmd;
+}
+
+int
 imap_cmd_run(struct imap_conn *c, struct imap_command *cmd)
 {
 	const struct cmd *k = NULL;
 	const char *name = cmd->name;
 	size_t i;
-	int uid = 0, locked = 0;
+	int uid = 0;
 
 	tagged[0] = 0;
+	/* The account's lock is a worker's now: wait for it (in order). */
+	if (c->acct && acct_entry(c->acct)->busy) {
+		park(c, cmd);
+		return IMAP_CMD_WAIT;
+	}
 	if (cmd->raw) {
 		if (c->auth_pending)
 			auth_continue(c, cmd);
 		else if (c->idling)
 			idle_line(c, cmd);
 		reply_flush(c);
-		return;
+		return 0;
 	}
 	if (strncmp(name, "UID ", 4) == 0) {
 		uid = 1;
@@ -2026,7 +2266,7 @@ imap_cmd_run(struct imap_conn *c, struct imap_command *cmd)
 	if (k == NULL || (uid && !(k->flags & F_UID))) {
 		reply(c, cmd, "BAD", "unknown command");
 		reply_flush(c);
-		return;
+		return 0;
 	}
 	if (!(k->states & c->state)) {
 		reply(c, cmd, "BAD", "%s is not allowed %s", k->name,
@@ -2034,25 +2274,18 @@ imap_cmd_run(struct imap_conn *c, struct imap_command *cmd)
 		    c->state == IMAP_S_SELECTED ? "now" :
 		    "without a selected mailbox");
 		reply_flush(c);
-		return;
+		return 0;
 	}
 	if (cmd->nargs < k->min_args || (k->max_args != MANY &&
 	    cmd->nargs > k->max_args && !(uid && strcmp(k->name,
 	    "EXPUNGE") == 0))) {
 		reply(c, cmd, "BAD", "wrong number of arguments");
 		reply_flush(c);
-		return;
+		return 0;
 	}
-	if (c->acct) {
-		bridge_account_lock(c->acct);
-		locked = 1;
-	}
-	k->fn(c, cmd, uid);
-	/* Changes from elsewhere, and this command's own effects. */
-	if (c->state == IMAP_S_SELECTED && !c->idling &&
-	    strcmp(k->name, "SELECT") != 0 && strcmp(k->name, "EXAMINE") != 0)
-		view_sync(c, uid || !(k->flags & F_NOEXPUNGE));
-	if (locked)
-		bridge_account_unlock(c->acct);
+	if ((k->flags & F_WORKER) && c->acct && job_start(c, k, cmd, uid) == 0)
+		return IMAP_CMD_WAIT;
+	run_locked(c, k, cmd, uid);
 	reply_flush(c);
+	return 0;
 }

@@ -1,7 +1,11 @@
 /*
  * One IMAP connection, shared between the server (imap_server.c: sockets,
  * TLS, timers) and the command handlers (imap_cmd.c, imap_search.c).
- * Everything here runs on the libuv loop thread.
+ * Everything here runs on the libuv loop thread, except a command that
+ * changes the account (imap_cmd.c's worker commands): it runs on a libuv
+ * worker thread with the account lock, and while it does (job != NULL)
+ * the worker alone touches out, view and the parser's command; the loop
+ * reads no input for the connection and frees nothing of it.
  */
 #ifndef SP_BRIDGE_IMAP_CONN_H
 #define SP_BRIDGE_IMAP_CONN_H
@@ -65,6 +69,16 @@ struct imap_conn {
 	int starttls_now;        /* switch to TLS after this reply */
 	int allow_expunge;       /* untagged EXPUNGE may be sent now */
 	uint64_t id;             /* for log lines */
+	/* Waiting: a command of this connection runs on a worker (job), or
+	 * waits for another connection's worker on the same account
+	 * (parked: the command to run again).  Input that arrives
+	 * meanwhile waits in pending, in order. */
+	void *job;
+	struct imap_command *parked;
+	struct imap_conn *park_next;
+	int free_pending;        /* closed while job ran: free after it */
+	uint8_t *pending;
+	size_t npending, pending_cap;
 };
 
 /* Server side, used by handlers. */
@@ -73,13 +87,21 @@ int imap_server_tls_available(const struct imap_conn *c);
 bridge_account *imap_server_find_account(struct imap_server *s,
     const char *user);
 void imap_conn_flush(struct imap_conn *c);
+/* The command that made imap_cmd_run() return IMAP_CMD_WAIT finished (or
+ * a parked one may run now): run what waits, read input again. */
+void imap_conn_resume(struct imap_conn *c);
+/* Frees a connection whose handles closed while its job ran. */
+void imap_conn_free(struct imap_conn *c);
 void imap_conn_log(const struct imap_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Handlers (imap_cmd.c). */
 void imap_cmd_greeting(struct imap_conn *c);
-/* Runs one parsed command (or a raw continuation line). */
-void imap_cmd_run(struct imap_conn *c, struct imap_command *cmd);
+/* Runs one parsed command (or a raw continuation line).  0 when it is
+ * done; IMAP_CMD_WAIT when it went to a worker or waits for one (cmd
+ * must stay valid: feed the parser nothing until imap_conn_resume()). */
+#define IMAP_CMD_WAIT 1
+int imap_cmd_run(struct imap_conn *c, struct imap_command *cmd);
 /* The model changed: IDLE clients get their untagged updates now. */
 void imap_cmd_changed(struct imap_conn *c);
 void imap_cmd_conn_finish(struct imap_conn *c);

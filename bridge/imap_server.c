@@ -72,7 +72,8 @@ on_write(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	if (!c->closing && c->tcp.write_queue_size < WRITE_QUEUE_MAX / 2)
+	if (!c->closing && !c->job && !c->parked &&
+	    c->tcp.write_queue_size < WRITE_QUEUE_MAX / 2)
 		(void)uv_read_start((uv_stream_t *)&c->tcp, NULL, NULL);
 }
 
@@ -156,7 +157,22 @@ on_handle_closed(uv_handle_t *h)
 
 	if (--c->handles_open > 0)
 		return;
+	/* A worker still uses the connection: imap_cmd.c frees it after. */
+	if (c->job) {
+		c->free_pending = 1;
+		return;
+	}
+	imap_conn_free(c);
+}
+
+void
+imap_conn_free(struct imap_conn *c)
+{
 	imap_cmd_conn_finish(c);
+	if (c->pending) {
+		sodium_memzero(c->pending, c->pending_cap);
+		free(c->pending);
+	}
 	imap_parser_destroy(c->parser);
 	imap_out_finish(&c->out);
 	SSL_free(c->ssl);      /* frees both BIOs of the pair's SSL side */
@@ -183,6 +199,9 @@ conn_close(struct imap_conn *c)
 
 /* ---- reading ------------------------------------------------------------ */
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
 static void
 touch_timer(struct imap_conn *c)
 {
@@ -200,15 +219,69 @@ on_timeout(uv_timer_t *t)
 	struct imap_conn *c = t->data;
 
 	imap_conn_log(c, "idle timeout");
-	imap_out_str(&c->out, "* BYE idle for too long\r\n");
-	imap_conn_flush(c);
+	if (c->job == NULL) {   /* else out is the worker's */
+		imap_out_str(&c->out, "* BYE idle for too long\r\n");
+		imap_conn_flush(c);
+	}
 	conn_close(c);
+}
+
+/* Keeps input that arrives while a command waits (bounded: reading
+ * stops while one waits, so this holds at most what one read brought). */
+static int
+stash(struct imap_conn *c, const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (c->npending + n > c->pending_cap) {
+		size_t cap = (c->npending + n) * 2;
+		uint8_t *q = malloc(cap);
+
+		if (q == NULL)
+			return -1;
+		if (c->pending) {
+			memcpy(q, c->pending, c->npending);
+			sodium_memzero(c->pending, c->pending_cap);
+			free(c->pending);
+		}
+		c->pending = q;
+		c->pending_cap = cap;
+	}
+	memcpy(c->pending + c->npending, p, n);
+	c->npending += n;
+	return 0;
+}
+
+/* After a command: 1 when the connection stops reading here. */
+static int
+after_command(struct imap_conn *c)
+{
+	if (c->state == IMAP_S_LOGOUT) {
+		imap_conn_flush(c);
+		conn_close(c);
+		return 1;
+	}
+	if (c->starttls_now) {
+		/* Anything the client sent after STARTTLS in the clear is
+		 * dropped, never run as if it came over TLS (CVE-2011-0411). */
+		c->starttls_now = 0;
+		imap_conn_flush(c);
+		if (imap_server_starttls(c) != 0)
+			conn_close(c);
+		return 1;
+	}
+	return 0;
 }
 
 /* Plaintext from the client: parse and run every complete command. */
 static void
 conn_input(struct imap_conn *c, const uint8_t *p, size_t n)
 {
+	if (c->job || c->parked) {
+		if (stash(c, p, n) != 0)
+			conn_close(c);
+		return;
+	}
 	while (n > 0 && !c->closing) {
 		struct imap_command *cmd;
 		const char *tag, *err;
@@ -225,22 +298,15 @@ conn_input(struct imap_conn *c, const uint8_t *p, size_t n)
 			imap_out_str(&c->out, "+ OK\r\n");
 			break;
 		case IMAP_PARSE_DONE:
-			imap_cmd_run(c, cmd);
-			if (c->state == IMAP_S_LOGOUT) {
-				imap_conn_flush(c);
-				conn_close(c);
-				return;
-			}
-			if (c->starttls_now) {
-				/* Anything the client sent after STARTTLS in
-				 * the clear is dropped, never run as if it
-				 * came over TLS (CVE-2011-0411). */
-				c->starttls_now = 0;
-				imap_conn_flush(c);
-				if (imap_server_starttls(c) != 0)
+			if (imap_cmd_run(c, cmd) == IMAP_CMD_WAIT) {
+				(void)uv_read_stop((uv_stream_t *)&c->tcp);
+				if (stash(c, p, n) != 0)
 					conn_close(c);
+				imap_conn_flush(c);
 				return;
 			}
+			if (after_command(c))
+				return;
 			break;
 		case IMAP_PARSE_ERROR:
 			imap_out_printf(&c->out, "%s BAD %s\r\n",
@@ -254,6 +320,44 @@ conn_input(struct imap_conn *c, const uint8_t *p, size_t n)
 		}
 	}
 	imap_conn_flush(c);
+}
+
+void
+imap_conn_resume(struct imap_conn *c)
+{
+	uint8_t *p;
+	size_t n, cap;
+
+	if (c->closing)
+		return;
+	if (c->parked) {
+		struct imap_command *cmd = c->parked;
+
+		c->parked = NULL;
+		if (imap_cmd_run(c, cmd) == IMAP_CMD_WAIT) {
+			imap_conn_flush(c);
+			return;
+		}
+	}
+	imap_conn_flush(c);
+	if (c->job == NULL && after_command(c))
+		return;
+	/* What came in meanwhile, in order; it may wait again. */
+	p = c->pending;
+	n = c->npending;
+	cap = c->pending_cap;
+	c->pending = NULL;
+	c->npending = c->pending_cap = 0;
+	if (n > 0)
+		conn_input(c, p, n);
+	if (p) {
+		sodium_memzero(p, cap);
+		free(p);
+	}
+	if (!c->closing && !c->job && !c->parked) {
+		touch_timer(c);
+		(void)uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	}
 }
 
 static void
