@@ -430,6 +430,63 @@ def tests(tmp, stack, conf, env, procs, homes):
            "the Sent copy holds the message as written, not the PGP/MIME "
            "form", sb[:400])
 
+    # ---- 3b. no silent downgrade: a revoked or changed pinned key
+    # ----     refuses the whole send, nothing leaves
+    def refused_send(rcpt, subject):
+        s = smtp()
+        try:
+            s.sendmail(u1, [u2, rcpt], msg(subject, "%s, %s" % (u2, rcpt),
+                                           body=subject + "\r\n").encode())
+            res = None
+        except smtplib.SMTPException as ex:
+            res = ex
+        s.quit()
+        return res
+
+    rev = os.path.join(tmp, "gnupg-revoked")
+    os.mkdir(rev, 0o700)
+    homes.append(rev)
+    raddr = "revoked@pgp.test"
+    gpg(rev, "--quick-gen-key", raddr, "future-default", "default", "never")
+    rfpr = [l.split(":")[9] for l in gpg(
+        rev, "--with-colons", "--list-keys", raddr).stdout.decode()
+        .splitlines() if l.startswith("fpr")][0]
+    with open(os.path.join(rev, "openpgp-revocs.d", rfpr + ".rev")) as f:
+        cert = f.read().replace(":-----BEGIN", "-----BEGIN")
+    gpg(rev, "--import", input=cert.encode())
+    rkey = os.path.join(tmp, "revoked.asc")
+    with open(rkey, "wb") as f:
+        f.write(gpg(rev, "--armor", "--export", raddr).stdout)
+    run([SEALPOST, "keys", "import", rkey, "--cache", acct_dir,
+         "--password-file", pw1], env=env)
+    subj_r = "revoked " + os.urandom(4).hex()
+    res = refused_send(raddr, subj_r)
+    ok(isinstance(res, smtplib.SMTPDataError) and res.smtp_code == 550 and
+       b"revoked" in res.smtp_error.lower() and raddr.encode() in
+       res.smtp_error and b"nothing was sent" in res.smtp_error,
+       "a revoked pinned key: 550, naming the address, nothing sent (no "
+       "fall back to plaintext)", res)
+    home2 = os.path.join(tmp, "gnupg-pgpuser-new")
+    os.mkdir(home2, 0o700)
+    homes.append(home2)
+    gpg(home2, "--quick-gen-key", "PGP User <%s>" % paddr,
+        "future-default", "default", "never")
+    nkey = os.path.join(tmp, "pgpuser-new.asc")
+    with open(nkey, "wb") as f:
+        f.write(gpg(home2, "--armor", "--export", paddr).stdout)
+    run([SEALPOST, "keys", "import", nkey, "--cache", acct_dir,
+         "--password-file", pw1], env=env)
+    subj_c = "changed " + os.urandom(4).hex()
+    res = refused_send(paddr, subj_c)
+    ok(isinstance(res, smtplib.SMTPDataError) and res.smtp_code == 550 and
+       b"changed" in res.smtp_error and b"keys accept" in res.smtp_error,
+       "a changed OpenPGP key waits for `keys accept`: the send is refused",
+       res)
+    ok(not find(2, subj_r) and not find(2, subj_c) and
+       not find(1, subj_r, "Sent") and not find(1, subj_c, "Sent") and
+       not rec.find(subj_r) and not rec.find(subj_c),
+       "neither refused send reached anyone, nor Sent")
+
     # ---- 4. `sealpost send`: the same split from the command line --
     mark4 = "MARK-CLI-" + os.urandom(5).hex()
     rc, o, e = cli(1, "send", "--to", "%s,dave@ok.test" % u2, "--bcc",
