@@ -1918,9 +1918,17 @@ domain_settle(const struct args *a, const char *name, int had,
 	if (a->rua)
 		snprintf(d->rua, sizeof(d->rua), "%s%s", strncmp(a->rua,
 		    "mailto:", 7) ? "mailto:" : "", a->rua);
-	/* The MTA-STS policy names the MX: a new one needs a new id. */
-	if (!had || strcmp(old.mx, d->mx) != 0)
+	/* The MTA-STS policy names the MX: a new one needs a new id.  The
+	 * id is the time, to the second; two changes within one second
+	 * (a script) still get different ids: the old one plus one. */
+	if (!had || strcmp(old.mx, d->mx) != 0) {
 		utc_stamp(1, d->sts_id, sizeof(d->sts_id));
+		if (had && strlen(old.sts_id) == 14 &&
+		    strspn(old.sts_id, "0123456789") == 14 &&
+		    strcmp(d->sts_id, old.sts_id) <= 0)
+			snprintf(d->sts_id, sizeof(d->sts_id), "%llu",
+			    strtoull(old.sts_id, NULL, 10) + 1);
+	}
 	*changed_r = !had || memcmp(&old, d, sizeof(old)) != 0;
 }
 
