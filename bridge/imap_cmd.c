@@ -34,6 +34,7 @@
 #include "bridge/imap_conn.h"
 #include "bridge/imap_fetch.h"
 #include "bridge/imap_server.h"
+#include "bridge/imap_index.h"
 #include "bridge/imap_utf7.h"
 #include "bridge/smtp_sent.h"
 #include "client-core/pgpkeys.h"
@@ -67,6 +68,7 @@ struct acct_entry {
 	int busy;
 	struct imap_conn *parked;
 	struct imap_server *srv;
+	imap_index *index;       /* opened at the first TEXT/BODY search */
 };
 static struct acct_entry *acct_entry(bridge_account *a);
 
@@ -2078,6 +2080,17 @@ acct_entry(bridge_account *a)
 	memset(&accts[naccts], 0, sizeof(accts[naccts]));
 	accts[naccts].acct = a;
 	return &accts[naccts++];
+}
+
+imap_index *
+imap_cmd_index(struct imap_conn *c)
+{
+	struct acct_entry *e = acct_entry(c->acct);
+
+	if (e->index == NULL && e->acct != NULL)
+		(void)imap_index_open(sp_session_cache(bridge_account_session(
+		    c->acct)), &e->index);
+	return e->index;
 }
 
 struct job {

@@ -111,6 +111,10 @@ void imap_cmd_conn_finish(struct imap_conn *c);
 struct imap_msg *imap_cmd_body(struct imap_conn *c, uint64_t id, char *err,
     size_t errlen);
 
+/* The account's search index (imap_index.h), opened on first use; NULL
+ * when it cannot be opened (SEARCH then scans).  Lock held, loop. */
+struct imap_index *imap_cmd_index(struct imap_conn *c);
+
 /* SEARCH (imap_search.c): matches msgs (the view order) against the
  * criteria in args; results[i] = 1 for a match.  0, or -1 with *error_r
  * (BAD).  Lock held. */

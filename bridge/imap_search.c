@@ -6,8 +6,15 @@
  * BAD even in an empty folder), then evaluated per message.  Keys on
  * addresses and subject use the decrypted metadata record; HEADER, BODY
  * and TEXT need the message itself, read through the body cache (the
- * local cache holds bodies once fetched).  A full-text index would make
- * BODY and TEXT cheaper on large folders; this evaluates them directly.
+ * local cache holds bodies once fetched).
+ *
+ * BODY and TEXT go through the encrypted search index (imap_index.h)
+ * first: messages of the view not indexed yet are indexed (their decoded
+ * text parts and their header, the very text the scan reads), then each
+ * needle's candidates come from the index and only they are scanned, so
+ * the answer is the substring scan's answer at the cost of the
+ * candidates.  New messages are indexed at the first such SEARCH after
+ * they arrive; removed ones drop out because only the view is searched.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +23,17 @@
 
 #include "bridge/imap_conn.h"
 #include "bridge/imap_fetch.h"
+#include "bridge/imap_index.h"
+
+#define NEEDLES_MAX 16     /* distinct TEXT/BODY strings served by index */
+#define INDEX_BATCH 512    /* messages per index flush */
+
+struct needle {
+	const char *s;           /* the argument's string (pointer identity) */
+	uint64_t *ids;
+	size_t n;
+	int all;
+};
 
 struct ctx {
 	struct imap_conn *c;
@@ -23,6 +41,9 @@ struct ctx {
 	size_t seq;                    /* 1-based */
 	const char *error;
 	int depth;
+	imap_index *ix;                /* NULL: scan every message */
+	struct needle needles[NEEDLES_MAX];
+	size_t nneedles;
 };
 
 static int eval_key(struct ctx *x, const struct imap_arg *a, size_t n,
@@ -152,6 +173,104 @@ body_of(struct ctx *x)
 }
 
 static int
+cmp_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* 0 when the index rules the message out for needle s. */
+static int
+candidate(struct ctx *x, const char *s)
+{
+	struct needle *nd = NULL;
+	size_t i;
+
+	if (x->ix == NULL)
+		return 1;
+	for (i = 0; i < x->nneedles; i++)
+		if (x->needles[i].s == s)
+			nd = &x->needles[i];
+	if (nd == NULL) {
+		if (x->nneedles == NEEDLES_MAX)
+			return 1;
+		nd = &x->needles[x->nneedles++];
+		nd->s = s;
+		if (imap_index_query(x->ix, s, &nd->ids, &nd->n, &nd->all) != 0)
+			nd->all = 1;
+	}
+	if (nd->all || !imap_index_has(x->ix, x->m->id))
+		return 1;
+	return bsearch(&x->m->id, nd->ids, nd->n, sizeof(uint64_t),
+	    cmp_id) != NULL;
+}
+
+/* The text the index and the scan share: the decoded text parts, and
+ * for TEXT the header (not the raw body: base64 is not words). */
+static char *
+header_of(imap_msg *b)
+{
+	const char *d = (const char *)imap_msg_data(b);
+	size_t n = imap_msg_size(b), i;
+
+	for (i = 0; i + 3 < n; i++)
+		if (memcmp(d + i, "\r\n\r\n", 4) == 0)
+			return strndup(d, i + 2);
+	for (i = 0; i + 1 < n; i++)
+		if (memcmp(d + i, "\n\n", 2) == 0)
+			return strndup(d, i + 1);
+	return strndup(d, n);
+}
+
+/* Indexes the view's messages that are not yet (bodies from the cache,
+ * or fetched once).  Errors leave the index out: the search scans. */
+static void
+index_view(struct ctx *x)
+{
+	struct imap_conn *c = x->c;
+	imap_index *ix = imap_cmd_index(c);
+	size_t i, added = 0;
+	int rc = 0;
+
+	if (ix == NULL)
+		return;
+	for (i = 0; i < c->nview && rc == 0; i++) {
+		imap_msg *b;
+		char err[256], *t, *h;
+		size_t tl = 0;
+
+		if (imap_index_has(ix, c->view[i].id))
+			continue;
+		if ((b = imap_cmd_body(c, c->view[i].id, err,
+		    sizeof(err))) == NULL)
+			continue;       /* unreadable: the scan says no */
+		t = imap_msg_text(b, &tl);
+		h = header_of(b);
+		if (t && h) {
+			size_t hl = strlen(h);
+			char *all = malloc(tl + hl + 2);
+
+			if (all) {
+				memcpy(all, t, tl);
+				all[tl] = '\n';
+				memcpy(all + tl + 1, h, hl);
+				rc = imap_index_add(ix, c->view[i].id, all,
+				    tl + hl + 1);
+				free(all);
+			}
+		}
+		free(t);
+		free(h);
+		if (++added % INDEX_BATCH == 0 && rc == 0)
+			rc = imap_index_flush(ix);
+	}
+	if (rc == 0)
+		rc = imap_index_flush(ix);
+	x->ix = rc == 0 ? ix : NULL;
+}
+
+static int
 text_key(struct ctx *x, const char *k, const char *s, int *r)
 {
 	const struct sp_meta *me = &x->m->meta;
@@ -167,6 +286,8 @@ text_key(struct ctx *x, const char *k, const char *s, int *r)
 		*r = contains(me->bcc, s);
 	else if (strcasecmp(k, "SUBJECT") == 0)
 		*r = contains(me->subject, s);
+	else if (!candidate(x, s))
+		*r = 0;
 	else if ((b = body_of(x)) == NULL)
 		*r = 0;
 	else {
@@ -176,8 +297,7 @@ text_key(struct ctx *x, const char *k, const char *s, int *r)
 		*r = contains(t, s);
 		if (!*r && strcasecmp(k, "TEXT") == 0) {
 			/* TEXT covers the header too. */
-			const uint8_t *d = imap_msg_data(b);
-			char *h = strndup((const char *)d, imap_msg_size(b));
+			char *h = header_of(b);
 
 			*r = contains(h, s);
 			free(h);
@@ -376,6 +496,32 @@ ok:
 	return 0;
 }
 
+/* Whether any TEXT or BODY key is among args (lists and all). */
+static int
+uses_text(const struct imap_arg *a, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (a[i].type == IMAP_ARG_LIST && uses_text(a[i].list, a[i].n))
+			return 1;
+		if (imap_arg_atom_is(&a[i], "TEXT") ||
+		    imap_arg_atom_is(&a[i], "BODY"))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+needles_free(struct ctx *x)
+{
+	size_t i;
+
+	for (i = 0; i < x->nneedles; i++)
+		free(x->needles[i].ids);
+	x->nneedles = 0;
+}
+
 int
 imap_search_run(struct imap_conn *c, const struct imap_arg *args,
     size_t nargs, uint8_t *results, const char **error_r)
@@ -391,6 +537,8 @@ imap_search_run(struct imap_conn *c, const struct imap_arg *args,
 			*error_r = x.error;
 			return -1;
 		}
+	if (uses_text(args, nargs))
+		index_view(&x);
 	for (i = 0; i < c->nview; i++) {
 		x.m = sp_mbox_msg(mb, c->view[i].id);
 		x.seq = i + 1;
@@ -401,11 +549,13 @@ imap_search_run(struct imap_conn *c, const struct imap_arg *args,
 		for (pos = 0; pos < nargs && all;) {
 			if (eval_key(&x, args, nargs, &pos, &r) != 0) {
 				*error_r = x.error;
+				needles_free(&x);
 				return -1;
 			}
 			all = r;
 		}
 		results[i] = (uint8_t)all;
 	}
+	needles_free(&x);
 	return 0;
 }
