@@ -59,6 +59,8 @@ struct write_req {
 };
 
 static void conn_close(struct imap_conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 static void
 on_write(uv_write_t *req, int status)
@@ -74,7 +76,9 @@ on_write(uv_write_t *req, int status)
 	}
 	if (!c->closing && !c->job && !c->parked &&
 	    c->tcp.write_queue_size < WRITE_QUEUE_MAX / 2)
-		(void)uv_read_start((uv_stream_t *)&c->tcp, NULL, NULL);
+		/* libuv refuses NULL callbacks: reading never resumed. */
+		(void)uv_read_start((uv_stream_t *)&c->tcp, on_alloc,
+		    on_read);
 }
 
 static void
