@@ -9,6 +9,7 @@
  *   pgpmail-tool open MSG SECKEY [SIGNER_KEY]
  *       sp_pgpmail_open: the served form on stdout (or MSG as it is).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,11 @@ do_encrypt(sp_pgp *pgp, int argc, char **argv)
 	fwrite(out, 1, out_len, stdout);
 	free(out);
 	free(ac);
+	free(msg);
+	free(sec);
+	free(own);
+	for (i = 0; i < (int)n; i++)
+		free((void *)(uintptr_t)rcpts[i].data);
 	return 0;
 }
 
@@ -98,6 +104,11 @@ do_open(sp_pgp *pgp, int argc, char **argv)
 		fwrite(out, 1, out_len, stdout);
 	else
 		fwrite(msg, 1, len, stdout);
+	free(out);
+	free(msg);
+	free(sec);
+	if (argc > 2)
+		free((void *)(uintptr_t)signer.data);
 	return 0;
 }
 
