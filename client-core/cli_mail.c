@@ -321,16 +321,101 @@ out_free:
 	return rc;
 }
 
-int
-cmd_mv(int argc, char **argv)
+/*
+ * mv, rm and flag share one shape: message IDs from the arguments, the
+ * session, one change through the mailbox model, a line saying what was
+ * done.  op does the change; arg is the command's own.
+ */
+typedef int (*ids_op)(sp_session *s, const uint64_t *ids, size_t n,
+    const void *arg, char *out, size_t outlen, char *err, size_t errlen);
+
+static int
+run_on_ids(const struct cli *o, int from, int to, const char *what,
+    ids_op op, const void *arg)
 {
-	const struct sp_mbox_folder *f;
-	struct cli o;
 	sp_session *s;
 	uint64_t *ids = NULL;
 	size_t n;
-	char err[512] = "";
+	char err[512] = "", out[512] = "";
 	int rc = 1;
+
+	if (ids_arg(o, from, to, &ids, &n) != 0)
+		return 2;
+	if ((s = cli_session_mail(o)) == NULL)
+		goto out;
+	if (op(s, ids, n, arg, out, sizeof(out), err, sizeof(err)) != 0) {
+		fprintf(stderr, "sealpost: %s: %s\n", what, err);
+	} else {
+		if (out[0])
+			printf("%s\n", out);
+		rc = 0;
+	}
+	sp_session_close(s);
+out:
+	free(ids);
+	return rc;
+}
+
+static int
+op_move(sp_session *s, const uint64_t *ids, size_t n, const void *arg,
+    char *out, size_t outlen, char *err, size_t errlen)
+{
+	const char *name = arg;
+	const struct sp_mbox_folder *f = sp_mbox_folder_by_name(
+	    sp_session_mbox(s), name);
+
+	if (f == NULL) {
+		snprintf(err, errlen, "no folder named %s (see `sealpost "
+		    "folders`)", name);
+		return ENOENT;
+	}
+	if (sp_mbox_move(sp_session_mbox(s), sp_session_client(s), ids, n,
+	    f->id, err, errlen) != 0)
+		return 1;
+	snprintf(out, outlen, "moved %zu message%s to %s", n,
+	    n == 1 ? "" : "s", name);
+	return 0;
+}
+
+static int
+op_delete(sp_session *s, const uint64_t *ids, size_t n, const void *arg,
+    char *out, size_t outlen, char *err, size_t errlen)
+{
+	(void)arg;
+	if (sp_mbox_delete(sp_session_mbox(s), sp_session_client(s), ids, n,
+	    err, errlen) != 0)
+		return 1;
+	snprintf(out, outlen, "deleted %zu message%s", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+struct flag_change {
+	int add;
+	uint32_t bit;            /* 0: name is a keyword */
+	const char *name;
+};
+
+static int
+op_flag(sp_session *s, const uint64_t *ids, size_t n, const void *arg,
+    char *out, size_t outlen, char *err, size_t errlen)
+{
+	const struct flag_change *fc = arg;
+	const char *kw = fc->name;
+	int is_kw = fc->bit == 0;
+
+	(void)out;
+	(void)outlen;
+	return sp_mbox_set_flags(sp_session_mbox(s), sp_session_client(s),
+	    ids, n, fc->add ? fc->bit : 0, fc->add ? 0 : fc->bit,
+	    is_kw && fc->add ? &kw : NULL, is_kw && fc->add ? 1 : 0,
+	    is_kw && !fc->add ? &kw : NULL, is_kw && !fc->add ? 1 : 0, err,
+	    errlen) != 0;
+}
+
+int
+cmd_mv(int argc, char **argv)
+{
+	struct cli o;
 
 	if (cli_parse(&o, argc, argv, NULL) != 0)
 		return 2;
@@ -338,69 +423,26 @@ cmd_mv(int argc, char **argv)
 		fprintf(stderr, "usage: sealpost mv ID... FOLDER\n");
 		return 2;
 	}
-	if (ids_arg(&o, 0, o.nargs - 1, &ids, &n) != 0)
-		return 2;
-	if ((s = cli_session_mail(&o)) == NULL)
-		goto out_free;
-	if ((f = folder_arg(sp_session_mbox(s), o.args[o.nargs - 1])) ==
-	    NULL)
-		goto out;
-	if (sp_mbox_move(sp_session_mbox(s), sp_session_client(s), ids, n,
-	    f->id, err, sizeof(err)) != 0) {
-		fprintf(stderr, "sealpost: mv: %s\n", err);
-		goto out;
-	}
-	printf("moved %zu message%s to %s\n", n, n == 1 ? "" : "s",
+	return run_on_ids(&o, 0, o.nargs - 1, "mv", op_move,
 	    o.args[o.nargs - 1]);
-	rc = 0;
-out:
-	sp_session_close(s);
-out_free:
-	free(ids);
-	return rc;
 }
 
 int
 cmd_rm(int argc, char **argv)
 {
 	struct cli o;
-	sp_session *s;
-	uint64_t *ids = NULL;
-	size_t n;
-	char err[512] = "";
-	int rc = 1;
 
 	if (cli_parse(&o, argc, argv, NULL) != 0)
 		return 2;
-	if (ids_arg(&o, 0, o.nargs, &ids, &n) != 0)
-		return 2;
-	if ((s = cli_session_mail(&o)) == NULL)
-		goto out_free;
-	if (sp_mbox_delete(sp_session_mbox(s), sp_session_client(s), ids, n,
-	    err, sizeof(err)) != 0) {
-		fprintf(stderr, "sealpost: rm: %s\n", err);
-		goto out;
-	}
-	printf("deleted %zu message%s\n", n, n == 1 ? "" : "s");
-	rc = 0;
-out:
-	sp_session_close(s);
-out_free:
-	free(ids);
-	return rc;
+	return run_on_ids(&o, 0, o.nargs, "rm", op_delete, NULL);
 }
 
 int
 cmd_flag(int argc, char **argv)
 {
+	struct flag_change fc = { 0 };
 	struct cli o;
-	sp_session *s;
-	uint64_t *ids = NULL;
-	size_t n, i;
-	uint32_t bit = 0;
-	char err[512] = "";
-	const char *spec, *name, *kw;
-	int rc = 1, add;
+	size_t i;
 
 	if (cli_parse(&o, argc, argv, NULL) != 0)
 		return 2;
@@ -410,30 +452,12 @@ cmd_flag(int argc, char **argv)
 		    "keyword\n");
 		return 2;
 	}
-	spec = o.args[0];
-	add = spec[0] == '+';
-	name = spec + 1;
+	fc.add = o.args[0][0] == '+';
+	fc.name = o.args[0] + 1;
 	for (i = 0; i < NFLAGS; i++)
-		if (strcasecmp(name, flag_names[i].name) == 0)
-			bit = flag_names[i].bit;
-	if (ids_arg(&o, 1, o.nargs, &ids, &n) != 0)
-		return 2;
-	if ((s = cli_session_mail(&o)) == NULL)
-		goto out_free;
-	kw = name;
-	if (sp_mbox_set_flags(sp_session_mbox(s), sp_session_client(s), ids,
-	    n, add ? bit : 0, add ? 0 : bit, bit || !add ? NULL : &kw,
-	    bit || !add ? 0 : 1, bit || add ? NULL : &kw, bit || add ? 0 : 1,
-	    err, sizeof(err)) != 0) {
-		fprintf(stderr, "sealpost: flag: %s\n", err);
-		goto out;
-	}
-	rc = 0;
-out:
-	sp_session_close(s);
-out_free:
-	free(ids);
-	return rc;
+		if (strcasecmp(fc.name, flag_names[i].name) == 0)
+			fc.bit = flag_names[i].bit;
+	return run_on_ids(&o, 1, o.nargs, "flag", op_flag, &fc);
 }
 
 int
