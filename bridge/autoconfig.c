@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bridge/bridge_tls.h"
+
 #define REQ_MAX 8192
 #define REQ_TIMEOUT_MS 10000
 
@@ -424,8 +426,7 @@ autoconfig_create(uv_loop_t *loop, const struct autoconfig_opts *o,
     struct autoconfig_server **s_r, char *err, size_t errlen)
 {
 	struct autoconfig_server *s = calloc(1, sizeof(*s));
-	struct sockaddr_storage ss;
-	int len = sizeof(ss), rc;
+	int rc;
 
 	*s_r = NULL;
 	if (s == NULL)
@@ -436,25 +437,11 @@ autoconfig_create(uv_loop_t *loop, const struct autoconfig_opts *o,
 	    o->mail_host ? o->mail_host : o->host);
 	s->o.mail_host = s->mail_host;
 	s->o.host = s->mail_host;
-	uv_tcp_init(loop, &s->listen);
-	s->listen.data = s;
 	*s_r = s;
-	if ((rc = uv_ip4_addr(o->host, o->port, (struct sockaddr_in *)&ss)) !=
-	    0 && (rc = uv_ip6_addr(o->host, o->port,
-	    (struct sockaddr_in6 *)&ss)) != 0)
-		goto fail;
-	if ((rc = uv_tcp_bind(&s->listen, (const struct sockaddr *)&ss,
-	    0)) != 0 || (rc = uv_listen((uv_stream_t *)&s->listen, 16,
-	    on_connection)) != 0 || (rc = uv_tcp_getsockname(&s->listen,
-	    (struct sockaddr *)&ss, &len)) != 0)
-		goto fail;
-	s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	return 0;
-fail:
-	snprintf(err, errlen, "cannot listen on %s:%d: %s", o->host, o->port,
-	    uv_strerror(rc));
-	autoconfig_shutdown(s);
-	return -rc;
+	if ((rc = btls_listen(loop, &s->listen, o->host, o->port, 16,
+	    on_connection, s, &s->port, err, errlen)) != 0)
+		autoconfig_shutdown(s);
+	return rc;
 }
 
 int

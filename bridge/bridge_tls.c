@@ -43,6 +43,7 @@ struct btls_conn {
 	SSL *ssl;
 	BIO *bio;                /* our end of the BIO pair */
 	int starttls_pending;
+	int paused;              /* the protocol holds input (btls_pause) */
 	int closing, close_after;
 	int in_callback;
 	void *state;
@@ -75,6 +76,8 @@ struct write_req {
 };
 
 static void conn_close(struct btls_conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 static void
 on_write(uv_write_t *req, int status)
@@ -88,8 +91,10 @@ on_write(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	if (!c->closing && c->tcp.write_queue_size < WRITE_QUEUE_MAX / 2)
-		(void)uv_read_start((uv_stream_t *)&c->tcp, NULL, NULL);
+	if (!c->closing && !c->paused &&
+	    c->tcp.write_queue_size < WRITE_QUEUE_MAX / 2)
+		/* libuv refuses NULL callbacks: reading would never resume. */
+		(void)uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 static void
@@ -168,27 +173,17 @@ btls_printf(struct btls_conn *c, const char *fmt, ...)
 	    sizeof(buf) - 1);
 }
 
-void
-btls_flush(struct btls_conn *c)
+/* Plaintext onto the socket now (over TLS: encrypted), then reading stops
+ * while the socket's queue is over its limit.  The handshake is done. */
+static void
+send_plain(struct btls_conn *c, const char *p, size_t len)
 {
-	if (c->closing)
-		return;
-	if (c->out_failed) {
-		conn_close(c);
-		return;
-	}
-	if (c->out_len == 0)
-		return;
 	if (c->ssl) {
 		size_t off = 0;
 
-		/* Before the handshake ends (implicit TLS), keep it. */
-		if (!SSL_is_init_finished(c->ssl))
-			return;
-		while (off < c->out_len) {
-			size_t n = c->out_len - off > 16384 ? 16384 :
-			    c->out_len - off;
-			int w = SSL_write(c->ssl, c->out + off, (int)n);
+		while (off < len) {
+			size_t n = len - off > 16384 ? 16384 : len - off;
+			int w = SSL_write(c->ssl, p + off, (int)n);
 
 			if (w <= 0) {
 				conn_close(c);
@@ -198,12 +193,46 @@ btls_flush(struct btls_conn *c)
 			tls_drain(c);
 		}
 	} else {
-		send_raw(c, c->out, c->out_len);
+		send_raw(c, p, len);
 	}
+	if (!c->closing && c->tcp.write_queue_size > WRITE_QUEUE_MAX)
+		(void)uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+/* 1 while output must wait: before the handshake ends (implicit TLS). */
+static int
+must_queue(const struct btls_conn *c)
+{
+	return c->ssl != NULL && !SSL_is_init_finished(c->ssl);
+}
+
+void
+btls_flush(struct btls_conn *c)
+{
+	if (c->closing)
+		return;
+	if (c->out_failed) {
+		conn_close(c);
+		return;
+	}
+	if (c->out_len == 0 || must_queue(c))
+		return;
+	send_plain(c, c->out, c->out_len);
 	sodium_memzero(c->out, c->out_len);
 	c->out_len = 0;
-	if (c->tcp.write_queue_size > WRITE_QUEUE_MAX)
-		(void)uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void
+btls_send(struct btls_conn *c, const void *p, size_t n)
+{
+	if (c->closing || c->out_failed || n == 0)
+		return;
+	/* Behind what is queued, or before the handshake: in order. */
+	if (c->out_len > 0 || must_queue(c)) {
+		btls_write(c, p, n);
+		return;
+	}
+	send_plain(c, p, n);
 }
 
 /* ---- closing ------------------------------------------------------------ */
@@ -277,10 +306,29 @@ tls_setup(struct btls_conn *c)
 	return 0;
 }
 
+static void
+starttls_now(struct btls_conn *c)
+{
+	c->starttls_pending = 0;
+	btls_log(c, "STARTTLS");
+	if (tls_setup(c) != 0)
+		conn_close(c);
+}
+
 void
 btls_starttls(struct btls_conn *c)
 {
-	c->starttls_pending = 1;
+	if (c->closing || c->ssl != NULL)
+		return;
+	if (c->in_callback) {
+		c->starttls_pending = 1;
+		return;
+	}
+	/* Outside a callback no input is under way: switch now, so the
+	 * next bytes read go through TLS. */
+	btls_flush(c);
+	if (!c->closing)
+		starttls_now(c);
 }
 
 int
@@ -296,6 +344,28 @@ btls_can_starttls(const struct btls_conn *c)
 }
 
 /* ---- reading ------------------------------------------------------------ */
+
+void
+btls_pause(struct btls_conn *c)
+{
+	c->paused = 1;
+	if (!c->closing)
+		(void)uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void
+btls_resume(struct btls_conn *c)
+{
+	c->paused = 0;
+	if (!c->closing)
+		(void)uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+uint64_t
+btls_id(const struct btls_conn *c)
+{
+	return c->id;
+}
 
 void
 btls_set_timeout(struct btls_conn *c, unsigned ms)
@@ -334,10 +404,7 @@ deliver(struct btls_conn *c, const uint8_t *p, size_t n)
 		return 1;
 	}
 	if (c->starttls_pending && c->ssl == NULL) {
-		c->starttls_pending = 0;
-		btls_log(c, "STARTTLS");
-		if (tls_setup(c) != 0)
-			conn_close(c);
+		starttls_now(c);
 		return 1;
 	}
 	return c->closing;
@@ -479,20 +546,21 @@ on_connection_tls(uv_stream_t *l, int status)
 		accept_one(l, 1);
 }
 
-static int
-listen_on(struct btls_server *s, uv_tcp_t *t, const char *host, int port,
-    uv_connection_cb cb, int *port_r, char *err, size_t errlen)
+int
+btls_listen(uv_loop_t *loop, uv_tcp_t *t, const char *host, int port,
+    int backlog, uv_connection_cb cb, void *data, int *port_r, char *err,
+    size_t errlen)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss), rc;
 
-	uv_tcp_init(s->loop, t);
-	t->data = s;
+	uv_tcp_init(loop, t);
+	t->data = data;
 	if ((rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss)) != 0 &&
 	    (rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)) != 0)
 		goto fail;
 	if ((rc = uv_tcp_bind(t, (const struct sockaddr *)&ss, 0)) != 0 ||
-	    (rc = uv_listen((uv_stream_t *)t, 128, cb)) != 0 ||
+	    (rc = uv_listen((uv_stream_t *)t, backlog, cb)) != 0 ||
 	    (rc = uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len)) != 0)
 		goto fail;
 	*port_r = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -535,14 +603,15 @@ btls_server_create(uv_loop_t *loop, const struct btls_opts *o,
 	SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
 	if (o->port >= 0) {
 		s->have_listen = 1;
-		if ((rc = listen_on(s, &s->listen, o->host, o->port,
-		    on_connection, &s->port, err, errlen)) != 0)
+		if ((rc = btls_listen(loop, &s->listen, o->host, o->port,
+		    128, on_connection, s, &s->port, err, errlen)) != 0)
 			goto fail;
 	}
 	if (o->tls_port >= 0) {
 		s->have_listen_tls = 1;
-		if ((rc = listen_on(s, &s->listen_tls, o->host, o->tls_port,
-		    on_connection_tls, &s->tls_port, err, errlen)) != 0)
+		if ((rc = btls_listen(loop, &s->listen_tls, o->host,
+		    o->tls_port, 128, on_connection_tls, s, &s->tls_port, err,
+		    errlen)) != 0)
 			goto fail;
 	}
 	*s_r = s;

@@ -2186,7 +2186,7 @@ job_after(uv_work_t *req, int status)
 	e->busy = 0;
 	if (c->free_pending) {
 		imap_conn_free(c);
-	} else if (!c->closing) {
+	} else if (!imap_conn_closing(c)) {
 		memcpy(tagged, j->tagged, sizeof(tagged));
 		reply_flush(c);
 		imap_conn_resume(c);
@@ -2222,7 +2222,7 @@ job_start(struct imap_conn *c, const struct cmd *k, struct imap_command *cmd,
 	j->uid = uid;
 	/* What is in out now goes first; from here the worker owns it. */
 	imap_conn_flush(c);
-	if (uv_queue_work(c->tcp.loop, &j->req, job_work, job_after) != 0) {
+	if (uv_queue_work(c->loop, &j->req, job_work, job_after) != 0) {
 		free(j);
 		return -1;
 	}

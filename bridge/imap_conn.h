@@ -1,6 +1,6 @@
 /*
- * One IMAP connection, shared between the server (imap_server.c: sockets,
- * TLS, timers) and the command handlers (imap_cmd.c, imap_search.c).
+ * One IMAP connection, shared between the server (imap_server.c; sockets,
+ * TLS and timers in bridge_tls.c) and the command handlers (imap_cmd.c, imap_search.c).
  * Everything here runs on the libuv loop thread, except a command that
  * changes the account (imap_cmd.c's worker commands): it runs on a libuv
  * worker thread with the account lock, and while it does (job != NULL)
@@ -13,7 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "bridge/bridge_account.h"
@@ -37,17 +36,15 @@ struct imap_view_msg {
 };
 
 struct imap_server;
+struct btls_conn;
 
 struct imap_conn {
 	struct imap_server *srv;
 	struct imap_conn *next, *prev;
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	int handles_open;        /* uv handles still to close */
-	SSL *ssl;                /* NULL: plain */
-	BIO *rbio, *wbio;        /* network side of the TLS memory BIOs */
-	int tls_implicit;
-	int closing;
+	/* Socket, TLS and timer (bridge_tls.h); NULL once bridge_tls has
+	 * freed them (the connection closed while a worker ran). */
+	struct btls_conn *bc;
+	uv_loop_t *loop;
 	imap_parser *parser;
 	struct imap_out out;     /* response text not yet written */
 	enum imap_state state;
@@ -82,7 +79,8 @@ struct imap_conn {
 };
 
 /* Server side, used by handlers. */
-int imap_server_starttls(struct imap_conn *c);
+/* 1 once the connection is closing or closed: write nothing more. */
+int imap_conn_closing(const struct imap_conn *c);
 int imap_server_tls_available(const struct imap_conn *c);
 bridge_account *imap_server_find_account(struct imap_server *s,
     const char *user);
