@@ -533,9 +533,31 @@ sp_smtp_data_feed(struct sp_smtp_data *d, const uint8_t *in, size_t len,
 		return d->state == ST_END ? 0 : SP_SMTP_EBARELF;
 	}
 	for (i = 0; i < len && rc == SP_SMTP_MORE; i++) {
-		uint8_t ch = in[i];
+		uint8_t ch;
 		int emit = 1;
 
+		if (d->state == ST_MID) {
+			/* The bulk of a message: the rest of the line up to
+			 * its CR or LF is copied at once (measured: byte by
+			 * byte, this was the gateway's hottest function). */
+			const uint8_t *cr = memchr(in + i, '\r', len - i);
+			const uint8_t *end = cr ? cr : in + len;
+			const uint8_t *lf = memchr(in + i, '\n',
+			    (size_t)(end - (in + i)));
+			size_t run = (size_t)((lf ? lf : end) - (in + i));
+			size_t room = d->size < d->max ? d->max - d->size : 0;
+			size_t c = run < room ? run : room;
+
+			memcpy(out + o, in + i, c);
+			o += c;
+			if (c < run)
+				d->error = SP_SMTP_ESIZE;
+			d->size += run;
+			i += run;
+			if (i == len)
+				break;
+		}
+		ch = in[i];
 		if (d->state == ST_BOL) {
 			if (ch == '.' && d->mode == SP_SMTP_DATA_DOT) {
 				d->state = ST_DOT;
