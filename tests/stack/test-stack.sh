@@ -40,8 +40,10 @@ login() {
 "$top/scripts/sealpost-stack" up "$dir" --accounts 2 >/dev/null 2>&1
 ok $? "sealpost-stack up"
 . "$dir/stack.env"
-for k in SERVER_URL SERVER GATEWAY_SMTP DOMAIN CA_FILE DATA_DIR USER1 USER1_PASSWORD \
-    USER1_RECOVERY USER2 USER2_PASSWORD; do
+for k in SERVER_URL SERVER GATEWAY_SMTP BRIDGE_IMAP BRIDGE_SMTP BRIDGE_POP3 \
+    BRIDGE_AUTOCONFIG BRIDGE_CA_FILE DOMAIN CA_FILE DATA_DIR USER1 \
+    USER1_PASSWORD USER1_RECOVERY USER1_BRIDGE_PASSWORD USER2 \
+    USER2_PASSWORD USER2_BRIDGE_PASSWORD; do
 	eval "v=\${$k:-}"
 	[ -n "$v" ]
 	ok $? "stack.env has $k"
@@ -68,6 +70,24 @@ grep -q "msg 1: .* 250 spf=" "$dir/gateway.log"
 ok $? "the gateway logged the delivery with its checks"
 [ -f "$dir/cache1/cache.key" ] && [ -f "$dir/cache1/data.mdb" ]
 ok $? "the local cache has its wrapped key and its store"
+# The mail client's view: the stack's bridge over IMAP (STARTTLS, the
+# bridge password), as Thunderbird would be set up from the printed
+# settings or the bridge's autoconfig.
+/usr/bin/python3 - "$BRIDGE_IMAP" "$BRIDGE_CA_FILE" "$USER1" \
+    "$USER1_BRIDGE_PASSWORD" <<'PY'
+import imaplib, ssl, sys
+host, port = sys.argv[1].rsplit(":", 1)
+m = imaplib.IMAP4(host, int(port))
+m.starttls(ssl_context=ssl.create_default_context(cafile=sys.argv[2]))
+m.login(sys.argv[3], sys.argv[4])
+typ, n = m.select("INBOX")
+typ, d = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+sys.exit(0 if b"Welcome to sealpost" in d[0][1] else 1)
+PY
+ok $? "the bridge serves the welcome message over IMAP with the bridge password"
+curl -sf "http://$BRIDGE_AUTOCONFIG/mail/config-v1.1.xml?emailaddress=$USER1" |
+    grep -q "<port>${BRIDGE_IMAP##*:}</port>"
+ok $? "the bridge's autoconfig names its IMAP port for Thunderbird"
 out=$(login "$USER1" "not the password")
 rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "login failed"
@@ -87,6 +107,9 @@ ok $? "the server is gone after down"
 python3 -c 'import socket,sys; h,p=sys.argv[1].split(":"); socket.create_connection((h, int(p)), 1)' "$GATEWAY_SMTP" 2>/dev/null
 [ $? -ne 0 ]
 ok $? "the gateway is gone after down"
+python3 -c 'import socket,sys; h,p=sys.argv[1].split(":"); socket.create_connection((h, int(p)), 1)' "$BRIDGE_IMAP" 2>/dev/null
+[ $? -ne 0 ]
+ok $? "the bridge is gone after down"
 "$top/scripts/sealpost-stack" up "$dir" >/dev/null 2>&1
 ok $? "sealpost-stack up again on the same directory"
 out=$(login "$USER1" "$USER1_PASSWORD")
