@@ -18,18 +18,16 @@
 
 #include <sodium.h>
 
-#include "bridge/bridge_tls.h"
+#include "bridge/bridge_conn.h"
 #include "bridge/imap_conn.h"
 
 #define TIMEOUT_NOTAUTH_MS (60 * 1000)
 #define TIMEOUT_AUTH_MS (30 * 60 * 1000)
 
 struct imap_server {
+	struct bridge_server l;   /* first: the listener's */
 	uv_loop_t *loop;
-	struct btls_server *b;
 	uv_async_t wake;
-	bridge_account **accounts;
-	size_t naccounts;
 	struct imap_conn *conns;  /* for the wake-ups */
 	int shutting_down;
 };
@@ -332,13 +330,7 @@ imap_server_tls_available(const struct imap_conn *c)
 bridge_account *
 imap_server_find_account(struct imap_server *s, const char *user)
 {
-	size_t i;
-
-	for (i = 0; i < s->naccounts; i++)
-		if (strcasecmp(bridge_account_address(s->accounts[i]),
-		    user) == 0)
-			return s->accounts[i];
-	return NULL;
+	return bridge_server_find_account(&s->l, user);
 }
 
 static void
@@ -364,35 +356,21 @@ imap_server_wake(void *arg)
 }
 
 int
-imap_server_create(uv_loop_t *loop, const struct imap_server_opts *o,
+imap_server_create(uv_loop_t *loop, const struct bridge_server_opts *o,
     struct imap_server **s_r, char *err, size_t errlen)
 {
-	struct imap_server *s = calloc(1, sizeof(*s));
-	struct btls_opts bo;
+	struct bridge_server *b;
+	struct imap_server *s;
 	int rc;
 
 	*s_r = NULL;
-	if (s == NULL)
-		return ENOMEM;
-	s->loop = loop;
-	s->accounts = o->accounts;
-	s->naccounts = o->naccounts;
-	memset(&bo, 0, sizeof(bo));
-	bo.host = o->host;
-	bo.port = o->port;
-	bo.tls_port = o->tls_port;
-	bo.cert_file = o->cert_file;
-	bo.key_file = o->key_file;
-	bo.proto = &imap_proto;
-	bo.arg = s;
-	bo.timeout_ms = TIMEOUT_NOTAUTH_MS;
-	if ((rc = btls_server_create(loop, &bo, &s->b, err, errlen)) != 0) {
-		/* Without the TLS context nothing was opened; else the
-		 * listeners are closed by the caller's loop run. */
-		if (s->b == NULL)
-			free(s);
+	/* On failure the listeners opened are closed by the caller's loop
+	 * run; the struct stays behind (the bridge exits). */
+	if ((rc = bridge_server_create(loop, sizeof(*s), o, &imap_proto,
+	    TIMEOUT_NOTAUTH_MS, &b, err, errlen)) != 0)
 		return rc;
-	}
+	s = (struct imap_server *)b;
+	s->loop = loop;
 	uv_async_init(loop, &s->wake, on_wake);
 	s->wake.data = s;
 	*s_r = s;
@@ -402,13 +380,13 @@ imap_server_create(uv_loop_t *loop, const struct imap_server_opts *o,
 int
 imap_server_port(const struct imap_server *s)
 {
-	return btls_server_port(s->b);
+	return bridge_server_port(&s->l);
 }
 
 int
 imap_server_tls_port(const struct imap_server *s)
 {
-	return btls_server_tls_port(s->b);
+	return bridge_server_tls_port(&s->l);
 }
 
 void
@@ -417,15 +395,13 @@ imap_server_shutdown(struct imap_server *s)
 	if (s->shutting_down)
 		return;
 	s->shutting_down = 1;
-	btls_server_shutdown(s->b);
+	bridge_server_shutdown(&s->l);
 	uv_close((uv_handle_t *)&s->wake, NULL);
 }
 
 void
 imap_server_destroy(struct imap_server *s)
 {
-	if (s == NULL)
-		return;
-	btls_server_destroy(s->b);
-	free(s);
+	if (s)
+		bridge_server_destroy(&s->l);
 }

@@ -15,25 +15,18 @@
 
 #include <uv.h>
 
-#include "bridge/bridge_account.h"
+#include "bridge/bridge_conn.h"
 
 struct imap_server;
 
-struct imap_server_opts {
-	const char *host;        /* "127.0.0.1" */
-	int port;                /* STARTTLS port; 0 = any free one */
-	int tls_port;            /* implicit TLS; -1 = none, 0 = any free */
-	const char *cert_file, *key_file;
-	bridge_account **accounts; /* the server does not own them */
-	size_t naccounts;
-};
 
 /* 1: OpenPGP mail is served as stored, for clients that do their own
  * OpenPGP (sealpost-bridge serve --pgp-passthrough); 0: decrypted and
  * verified by client-core/pgpmail.h.  Set before the server starts. */
 extern int imap_pgp_passthrough;
 
-int imap_server_create(uv_loop_t *loop, const struct imap_server_opts *o,
+/* o->port (STARTTLS) must be 0 or more. */
+int imap_server_create(uv_loop_t *loop, const struct bridge_server_opts *o,
     struct imap_server **s_r, char *err, size_t errlen);
 /* The ports bound (after create). */
 int imap_server_port(const struct imap_server *s);

@@ -22,25 +22,12 @@
 
 #include <uv.h>
 
-#include "bridge/bridge_account.h"
+#include "bridge/bridge_conn.h"
 
-struct pop3_server;
-
-struct pop3_server_opts {
-	const char *host;
-	int port;                /* STLS; -1 = none, 0 = any free one */
-	int tls_port;            /* implicit TLS; -1 = none, 0 = any */
-	const char *cert_file, *key_file;
-	bridge_account **accounts; /* not owned */
-	size_t naccounts;
-};
-
-/* On failure *s_r may still be set: run the loop, then destroy. */
-int pop3_server_create(uv_loop_t *loop, const struct pop3_server_opts *o,
-    struct pop3_server **s_r, char *err, size_t errlen);
-int pop3_server_port(const struct pop3_server *s);
-int pop3_server_tls_port(const struct pop3_server *s);
-void pop3_server_shutdown(struct pop3_server *s);  /* NULL ok */
-void pop3_server_destroy(struct pop3_server *s);   /* NULL ok */
+/* o->port is the one with STLS.  On failure *s_r may still be set: run
+ * the loop, then bridge_server_destroy().  The ports, shutdown and
+ * destroy: bridge_server_*() (bridge_conn.h). */
+int pop3_server_create(uv_loop_t *loop, const struct bridge_server_opts *o,
+    struct bridge_server **s_r, char *err, size_t errlen);
 
 #endif

@@ -17,7 +17,7 @@
 
 #include <sodium.h>
 
-#include "bridge/bridge_tls.h"
+#include "bridge/bridge_conn.h"
 #include "bridge/pop3_parse.h"
 #include "bridge/smtp_parse.h"
 #include "crypto/error.h"
@@ -28,9 +28,7 @@
 #define DROP_MAX 1000000             /* messages in one maildrop */
 
 struct pop3_server {
-	struct btls_server *b;
-	bridge_account **accounts;
-	size_t naccounts;
+	struct bridge_server l;   /* first: the listener's */
 };
 
 enum { S_AUTHORIZATION = 1, S_TRANSACTION = 2, S_SASL = 4 };
@@ -143,22 +141,10 @@ msg_arg(struct sess *s, const char *arg)
 
 /* ---- AUTHORIZATION ------------------------------------------------------ */
 
-static bridge_account *
-find_account(struct pop3_server *srv, const char *user)
-{
-	size_t i;
-
-	for (i = 0; i < srv->naccounts; i++)
-		if (strcasecmp(bridge_account_address(srv->accounts[i]),
-		    user) == 0)
-			return srv->accounts[i];
-	return NULL;
-}
-
 static void
 login(struct sess *s, const char *user, const char *pw, size_t pwlen)
 {
-	bridge_account *a = find_account(s->srv, user);
+	bridge_account *a = bridge_server_find_account(&s->srv->l, user);
 	int rc;
 
 	s->state = S_AUTHORIZATION;
@@ -222,25 +208,18 @@ static void
 auth_plain(struct sess *s, const char *b64)
 {
 	uint8_t buf[1024];
-	const char *authz, *user;
-	size_t az, ul;
-	long n = smtp_base64_decode(b64, buf, sizeof(buf) - 1);
+	const char *user, *pw;
+	size_t pwlen;
+	int rc = bridge_sasl_plain(b64, buf, sizeof(buf), &user, &pw,
+	    &pwlen);
 
 	s->state = S_AUTHORIZATION;
-	if (n < 0) {
+	if (rc == BRIDGE_PLAIN_BASE64)
 		out_err(s, "bad base64");
-		return;
-	}
-	buf[n] = 0;
-	authz = (const char *)buf;
-	az = strnlen(authz, (size_t)n);
-	user = authz + az + 1;
-	if (az + 1 >= (size_t)n || az + 1 + (ul = strnlen(user, (size_t)n -
-	    az - 1)) + 1 > (size_t)n || (az > 0 && strcasecmp(authz,
-	    user) != 0))
+	else if (rc != 0)
 		login(s, "", "", 0);
 	else
-		login(s, user, user + ul + 1, (size_t)n - az - ul - 2);
+		login(s, user, pw, pwlen);
 	sodium_memzero(buf, sizeof(buf));
 }
 
@@ -684,60 +663,9 @@ static const struct btls_proto pop3_proto = {
 };
 
 int
-pop3_server_create(uv_loop_t *loop, const struct pop3_server_opts *o,
-    struct pop3_server **s_r, char *err, size_t errlen)
+pop3_server_create(uv_loop_t *loop, const struct bridge_server_opts *o,
+    struct bridge_server **s_r, char *err, size_t errlen)
 {
-	struct pop3_server *s = calloc(1, sizeof(*s));
-	struct btls_opts bo;
-	int rc;
-
-	*s_r = NULL;
-	if (s == NULL)
-		return ENOMEM;
-	s->accounts = o->accounts;
-	s->naccounts = o->naccounts;
-	memset(&bo, 0, sizeof(bo));
-	bo.host = o->host;
-	bo.port = o->port;
-	bo.tls_port = o->tls_port;
-	bo.cert_file = o->cert_file;
-	bo.key_file = o->key_file;
-	bo.proto = &pop3_proto;
-	bo.arg = s;
-	bo.timeout_ms = TIMEOUT_MS;
-	rc = btls_server_create(loop, &bo, &s->b, err, errlen);
-	if (rc != 0 && s->b == NULL) {
-		free(s);
-		return rc;
-	}
-	*s_r = s;
-	return rc;
-}
-
-int
-pop3_server_port(const struct pop3_server *s)
-{
-	return btls_server_port(s->b);
-}
-
-int
-pop3_server_tls_port(const struct pop3_server *s)
-{
-	return btls_server_tls_port(s->b);
-}
-
-void
-pop3_server_shutdown(struct pop3_server *s)
-{
-	if (s)
-		btls_server_shutdown(s->b);
-}
-
-void
-pop3_server_destroy(struct pop3_server *s)
-{
-	if (s == NULL)
-		return;
-	btls_server_destroy(s->b);
-	free(s);
+	return bridge_server_create(loop, sizeof(struct pop3_server), o,
+	    &pop3_proto, TIMEOUT_MS, s_r, err, errlen);
 }

@@ -244,8 +244,8 @@ cmd_accounts_list(const char *home)
 }
 
 static struct imap_server *the_server;
-static struct smtp_server *the_smtp;
-static struct pop3_server *the_pop3;
+static struct bridge_server *the_smtp;
+static struct bridge_server *the_pop3;
 static struct autoconfig_server *the_autoconfig;
 static uv_signal_t sigterm, sigint;
 
@@ -295,7 +295,7 @@ start_servers(uv_loop_t *loop, const char *const *opt, const char *cert,
 		    &port[i]) != 0)
 			return usage(stderr);
 	if (port[0] >= 0 || port[1] >= 0) {
-		struct imap_server_opts so;
+		struct bridge_server_opts so;
 
 		memset(&so, 0, sizeof(so));
 		so.host = port[0] >= 0 ? host[0] : host[1];
@@ -322,25 +322,25 @@ start_servers(uv_loop_t *loop, const char *const *opt, const char *cert,
 		struct smtp_server_opts mo;
 
 		memset(&mo, 0, sizeof(mo));
-		mo.host = port[2] >= 0 ? host[2] : host[3];
-		mo.port = port[2];
-		mo.tls_port = port[3];
-		mo.cert_file = cert;
-		mo.key_file = key;
-		mo.accounts = accts;
-		mo.naccounts = nacct;
+		mo.l.host = port[2] >= 0 ? host[2] : host[3];
+		mo.l.port = port[2];
+		mo.l.tls_port = port[3];
+		mo.l.cert_file = cert;
+		mo.l.key_file = key;
+		mo.l.accounts = accts;
+		mo.l.naccounts = nacct;
 		if (smtp_server_create(loop, &mo, &the_smtp, err,
 		    sizeof(err)) != 0)
 			goto fail;
 		if (port[2] >= 0)
 			printf("smtp %s:%d\n", host[2],
-			    smtp_server_port(the_smtp));
+			    bridge_server_port(the_smtp));
 		if (port[3] >= 0)
 			printf("smtps %s:%d\n", host[3],
-			    smtp_server_tls_port(the_smtp));
+			    bridge_server_tls_port(the_smtp));
 	}
 	if (port[4] >= 0 || port[5] >= 0) {
-		struct pop3_server_opts po;
+		struct bridge_server_opts po;
 
 		memset(&po, 0, sizeof(po));
 		po.host = port[4] >= 0 ? host[4] : host[5];
@@ -355,10 +355,10 @@ start_servers(uv_loop_t *loop, const char *const *opt, const char *cert,
 			goto fail;
 		if (port[4] >= 0)
 			printf("pop3 %s:%d\n", host[4],
-			    pop3_server_port(the_pop3));
+			    bridge_server_port(the_pop3));
 		if (port[5] >= 0)
 			printf("pop3s %s:%d\n", host[5],
-			    pop3_server_tls_port(the_pop3));
+			    bridge_server_tls_port(the_pop3));
 	}
 	if (port[6] >= 0) {
 		struct autoconfig_opts ao;
@@ -372,13 +372,13 @@ start_servers(uv_loop_t *loop, const char *const *opt, const char *cert,
 		ao.imaps_port = the_server && port[1] >= 0 ?
 		    imap_server_tls_port(the_server) : -1;
 		ao.smtp_port = the_smtp && port[2] >= 0 ?
-		    smtp_server_port(the_smtp) : -1;
+		    bridge_server_port(the_smtp) : -1;
 		ao.smtps_port = the_smtp && port[3] >= 0 ?
-		    smtp_server_tls_port(the_smtp) : -1;
+		    bridge_server_tls_port(the_smtp) : -1;
 		ao.pop3_port = the_pop3 && port[4] >= 0 ?
-		    pop3_server_port(the_pop3) : -1;
+		    bridge_server_port(the_pop3) : -1;
 		ao.pop3s_port = the_pop3 && port[5] >= 0 ?
-		    pop3_server_tls_port(the_pop3) : -1;
+		    bridge_server_tls_port(the_pop3) : -1;
 		if (autoconfig_create(loop, &ao, &the_autoconfig, err,
 		    sizeof(err)) != 0)
 			goto fail;
@@ -397,8 +397,8 @@ shutdown_all(void)
 {
 	if (the_server)
 		imap_server_shutdown(the_server);
-	smtp_server_shutdown(the_smtp);
-	pop3_server_shutdown(the_pop3);
+	bridge_server_shutdown(the_smtp);
+	bridge_server_shutdown(the_pop3);
 	autoconfig_shutdown(the_autoconfig);
 }
 
@@ -498,9 +498,9 @@ out:
 	}
 	imap_server_destroy(the_server);
 	the_server = NULL;
-	smtp_server_destroy(the_smtp);
+	bridge_server_destroy(the_smtp);
 	the_smtp = NULL;
-	pop3_server_destroy(the_pop3);
+	bridge_server_destroy(the_pop3);
 	the_pop3 = NULL;
 	autoconfig_destroy(the_autoconfig);
 	the_autoconfig = NULL;

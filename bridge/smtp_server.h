@@ -20,29 +20,21 @@
 
 #include <uv.h>
 
-#include "bridge/bridge_account.h"
+#include "bridge/bridge_conn.h"
 
 #define SMTP_SIZE_MAX ((size_t)32 << 20)   /* default message limit */
 
 struct smtp_server;
 
 struct smtp_server_opts {
-	const char *host;
-	int port;                /* STARTTLS; -1 = none, 0 = any free one */
-	int tls_port;            /* implicit TLS; -1 = none, 0 = any */
-	const char *cert_file, *key_file;
-	bridge_account **accounts; /* not owned */
-	size_t naccounts;
+	struct bridge_server_opts l; /* port: STARTTLS */
 	size_t size_max;         /* 0 = SMTP_SIZE_MAX */
 };
 
 /* On failure *s_r may still be set: run the loop (the listeners close),
  * then smtp_server_destroy(). */
+/* The ports, shutdown and destroy: bridge_server_*() (bridge_conn.h). */
 int smtp_server_create(uv_loop_t *loop, const struct smtp_server_opts *o,
-    struct smtp_server **s_r, char *err, size_t errlen);
-int smtp_server_port(const struct smtp_server *s);
-int smtp_server_tls_port(const struct smtp_server *s);
-void smtp_server_shutdown(struct smtp_server *s);
-void smtp_server_destroy(struct smtp_server *s);
+    struct bridge_server **s_r, char *err, size_t errlen);
 
 #endif

@@ -20,7 +20,7 @@
 
 #include <sodium.h>
 
-#include "bridge/bridge_tls.h"
+#include "bridge/bridge_conn.h"
 #include "bridge/smtp_parse.h"
 #include "bridge/smtp_sent.h"
 #include "client-core/keys.h"
@@ -35,9 +35,7 @@
 #define TIMEOUT_MS (5 * 60 * 1000)   /* RFC 5321 4.5.3.2 */
 
 struct smtp_server {
-	struct btls_server *b;
-	bridge_account **accounts;
-	size_t naccounts;
+	struct bridge_server l;   /* first: the listener's */
 	size_t size_max;
 };
 
@@ -227,22 +225,10 @@ proceed_starttls(struct sess *s, const char *arg)
 
 /* ---- AUTH --------------------------------------------------------------- */
 
-static bridge_account *
-find_account(struct smtp_server *srv, const char *user)
-{
-	size_t i;
-
-	for (i = 0; i < srv->naccounts; i++)
-		if (strcasecmp(bridge_account_address(srv->accounts[i]),
-		    user) == 0)
-			return srv->accounts[i];
-	return NULL;
-}
-
 static void
 auth_result(struct sess *s, const char *user, const char *pw, size_t pwlen)
 {
-	bridge_account *a = find_account(s->srv, user);
+	bridge_account *a = bridge_server_find_account(&s->srv->l, user);
 
 	s->auth = A_NONE;
 	enter_state(s, S_READY);
@@ -276,35 +262,22 @@ static void
 auth_plain(struct sess *s, const char *b64)
 {
 	uint8_t buf[1024];
-	const char *authz, *user, *pw;
-	size_t az, ul;
-	long n = smtp_base64_decode(b64, buf, sizeof(buf) - 1);
+	const char *user, *pw;
+	size_t pwlen;
+	int rc = bridge_sasl_plain(b64, buf, sizeof(buf), &user, &pw,
+	    &pwlen);
 
-	if (n < 0) {
+	if (rc == BRIDGE_PLAIN_BASE64) {
 		s->auth = A_NONE;
 		enter_state(s, S_READY);
 		reply(s, 501, "5.5.2", "bad base64");
 		fail(s);
-		return;
+	} else if (rc != 0) {
+		auth_result(s, "", "", 0);
+	} else {
+		auth_result(s, user, pw, pwlen);
 	}
-	buf[n] = 0;
-	authz = (const char *)buf;
-	az = strnlen(authz, (size_t)n);
-	if (az + 1 >= (size_t)n)
-		goto bad;
-	user = authz + az + 1;
-	ul = strnlen(user, (size_t)n - az - 1);
-	if (az + 1 + ul + 1 > (size_t)n)
-		goto bad;
-	pw = user + ul + 1;
-	if (az > 0 && strcasecmp(authz, user) != 0)
-		goto bad;
-	auth_result(s, user, pw, (size_t)n - az - ul - 2);
 	sodium_memzero(buf, sizeof(buf));
-	return;
-bad:
-	sodium_memzero(buf, sizeof(buf));
-	auth_result(s, "", "", 0);
 }
 
 static void
@@ -934,60 +907,13 @@ static const struct btls_proto smtp_proto = {
 
 int
 smtp_server_create(uv_loop_t *loop, const struct smtp_server_opts *o,
-    struct smtp_server **s_r, char *err, size_t errlen)
+    struct bridge_server **s_r, char *err, size_t errlen)
 {
-	struct smtp_server *s = calloc(1, sizeof(*s));
-	struct btls_opts bo;
-	int rc;
+	int rc = bridge_server_create(loop, sizeof(struct smtp_server), &o->l,
+	    &smtp_proto, TIMEOUT_MS, s_r, err, errlen);
 
-	*s_r = NULL;
-	if (s == NULL)
-		return ENOMEM;
-	s->accounts = o->accounts;
-	s->naccounts = o->naccounts;
-	s->size_max = o->size_max ? o->size_max : SMTP_SIZE_MAX;
-	memset(&bo, 0, sizeof(bo));
-	bo.host = o->host;
-	bo.port = o->port;
-	bo.tls_port = o->tls_port;
-	bo.cert_file = o->cert_file;
-	bo.key_file = o->key_file;
-	bo.proto = &smtp_proto;
-	bo.arg = s;
-	bo.timeout_ms = TIMEOUT_MS;
-	rc = btls_server_create(loop, &bo, &s->b, err, errlen);
-	if (rc != 0 && s->b == NULL) {
-		free(s);
-		return rc;
-	}
-	*s_r = s;
+	if (*s_r)
+		((struct smtp_server *)*s_r)->size_max = o->size_max ?
+		    o->size_max : SMTP_SIZE_MAX;
 	return rc;
-}
-
-int
-smtp_server_port(const struct smtp_server *s)
-{
-	return btls_server_port(s->b);
-}
-
-int
-smtp_server_tls_port(const struct smtp_server *s)
-{
-	return btls_server_tls_port(s->b);
-}
-
-void
-smtp_server_shutdown(struct smtp_server *s)
-{
-	if (s)
-		btls_server_shutdown(s->b);
-}
-
-void
-smtp_server_destroy(struct smtp_server *s)
-{
-	if (s == NULL)
-		return;
-	btls_server_destroy(s->b);
-	free(s);
 }
