@@ -277,6 +277,31 @@ def tests(tmp, stack, env):
     rc, o, e = sp("compact", cache=devB)
     ok(rc == 0 and listing(devA) == listing(devB) == listing(devD), "a second compaction keeps everyone equal", e)
 
+    # --- sent mail carries markers too --------------------------------------
+    sent = {k: marker("sent" + k) for k in ("subject", "name", "body", "att")}
+    att = os.path.join(tmp, sent["att"] + ".txt")
+    with open(att, "w") as f:
+        f.write("attachment " + sent["body"] + "\n")
+    u2_env = dict(env, SEALPOST_PASSWORD=conf["USER2_PASSWORD"])
+    rc, o, e = run([SEALPOST, "send", "--cache", devA, "--to", conf["USER2"],
+                    "--subject", sent["subject"], "--body", "hello " + sent["body"],
+                    "--attach", att], env=u_env)
+    ok(rc == 0, "internal send with markers in subject, body and attachment name", e)
+    msg2 = ("From: %s <%s>\r\nTo: <%s>\r\nSubject: display name %s\r\n\r\nbody\r\n" % (
+        sent["name"], conf["USER1"], conf["USER2"], sent["name"])).encode()
+    rc2, o2, e2 = run([SEALPOST, "send", "--cache", devA], env=u_env, input=msg2)
+    ok(rc2 == 0, "internal send of an RFC 5322 message with a marker display name", e2)
+    devU2 = os.path.join(tmp, "devU2")
+    rc, o, e = run([SEALPOST, "ls", "--cache", devU2, "--server", conf["SERVER"], "--ca",
+                    conf["CA_FILE"], "--address", conf["USER2"], "INBOX"], env=u2_env)
+    row = [l for l in o.decode().splitlines() if sent["subject"] in l]
+    ok(rc == 0 and len(row) == 1, "the recipient lists the sent message", e)
+    if row:
+        rc, o, e = run([SEALPOST, "read", "--cache", devU2, row[0].split("\t")[0]], env=u2_env)
+        ok(rc == 0 and sent["body"].encode() in o and "valid" in e,
+           "the recipient reads it with a valid signature", e)
+    markers.update({"sent " + k: v for k, v in sent.items()})
+
     # --- zero-access ------------------------------------------------------
     data = conf["DATA_DIR"]
     forms = {}
@@ -290,7 +315,7 @@ def tests(tmp, stack, env):
     for root, _, fs in os.walk(stack):
         for f in fs:
             p = os.path.join(root, f)
-            if p.startswith(os.path.join(tmp, "dev")):
+            if p.startswith(os.path.join(tmp, "dev")) or p == att:
                 continue
             try:
                 blobs.append((p, open(p, "rb").read()))
