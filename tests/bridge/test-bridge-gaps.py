@@ -23,62 +23,26 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 BUILD, TOP = sys.argv[1], sys.argv[2]
+sys.path.insert(0, os.path.join(TOP, 'tests', 'lib'))
+import sptest  # noqa: E402
+from sptest import ok, note  # noqa: E402
 BRIDGE = os.path.join(BUILD, 'bridge', 'sealpost-bridge')
 SEALPOST = os.path.join(BUILD, 'client-core', 'sealpost')
-STACK = os.path.join(TOP, 'scripts', 'sealpost-stack')
 
-n_tests = 0
-failed = 0
-
-
-def ok(cond, name, diag=None):
-    global n_tests, failed
-    n_tests += 1
-    if not cond:
-        failed += 1
-        if diag is not None:
-            for line in str(diag).splitlines()[:20]:
-                print('# ' + line)
-    print('%sok %d - %s' % ('' if cond else 'not ', n_tests, name),
-          flush=True)
-    return cond
-
-
-tmp = tempfile.mkdtemp(prefix='sp-gaps-')
-stack_dir = os.path.join(tmp, 'stack')
-procs = []
+st = sptest.Stack(BUILD, TOP, 'sp-gaps-')
+tmp, stack_dir, procs = st.tmp, st.dir, st.procs
 
 
 def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    subprocess.run([STACK, 'down', stack_dir], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    shutil.rmtree(tmp, ignore_errors=True)
+    st.cleanup()
 
 
 def stack_up():
-    env = dict(os.environ, SEALPOST_BUILD_DIR=BUILD,
-               SEALPOST_STACK_ACCOUNTS='2')
-    subprocess.run([STACK, 'up', stack_dir], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    conf = {}
-    with open(os.path.join(stack_dir, 'stack.env')) as f:
-        for line in f:
-            k, _, v = line.strip().partition('=')
-            conf[k] = v
-    return conf
+    return st.up(2)
 
 
 class HoldProxy:
@@ -520,5 +484,4 @@ if __name__ == '__main__':
         ok(False, 'no exception', traceback.format_exc())
     finally:
         cleanup()
-    print('1..%d' % n_tests)
-    sys.exit(1 if failed else 0)
+    sptest.finish()

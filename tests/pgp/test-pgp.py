@@ -11,62 +11,33 @@ import email.utils
 import imaplib
 import os
 import re
-import shutil
 import smtplib
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import hashlib
 
 BUILD, TOP = sys.argv[1], sys.argv[2]
+sys.path.insert(0, os.path.join(TOP, 'tests', 'lib'))
+import sptest  # noqa: E402
+from sptest import ok, note  # noqa: E402
+sptest.diag_lines = 30
 BRIDGE = os.path.join(BUILD, 'bridge', 'sealpost-bridge')
 SEALPOST = os.path.join(BUILD, 'client-core', 'sealpost')
 ENCTOOL = os.path.join(BUILD, 'tests', 'pgp', 'pgpmail-tool')
-STACK = os.path.join(TOP, 'scripts', 'sealpost-stack')
 
-n_tests = 0
-failed = 0
-
-
-def ok(cond, name, diag=None):
-    global n_tests, failed
-    n_tests += 1
-    if not cond:
-        failed += 1
-        if diag is not None:
-            for line in str(diag).splitlines()[:30]:
-                print('# ' + line)
-    print('%sok %d - %s' % ('' if cond else 'not ', n_tests, name),
-          flush=True)
-    return cond
-
-
-def note(msg):
-    print('# ' + msg, flush=True)
-
-
-tmp = tempfile.mkdtemp(prefix='sp-pgp-')
-stack_dir = os.path.join(tmp, 'stack')
-procs = []
+st = sptest.Stack(BUILD, TOP, 'sp-pgp-')
+tmp, stack_dir, procs = st.tmp, st.dir, st.procs
 
 
 def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    subprocess.run([STACK, 'down', stack_dir], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    for home in gpg_homes:
-        subprocess.run(['gpgconf', '--homedir', home, '--kill', 'all'],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    shutil.rmtree(tmp, ignore_errors=True)
+    def kill_agents():
+        for home in gpg_homes:
+            subprocess.run(['gpgconf', '--homedir', home, '--kill', 'all'],
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    st.cleanup(kill_agents)
 
 
 # ---- gpg, the outside party ----------------------------------------------
@@ -174,16 +145,7 @@ def autocrypt_header(addr, keydata):
 # ---- the stack ------------------------------------------------------------
 
 def stack_up():
-    env = dict(os.environ, SEALPOST_BUILD_DIR=BUILD, SEALPOST_NO_BUILD='1',
-               SEALPOST_STACK_ACCOUNTS='2')
-    subprocess.run([STACK, 'up', stack_dir, '--no-welcome'], env=env,
-                   check=True, stdout=subprocess.DEVNULL)
-    conf = {}
-    with open(os.path.join(stack_dir, 'stack.env')) as f:
-        for line in f:
-            k, _, v = line.strip().partition('=')
-            conf[k] = v
-    return conf
+    return st.up(2, welcome=False, no_build=True)
 
 
 def send(conf, frm, to, msg):
@@ -513,5 +475,4 @@ except Exception as e:
     ok(False, 'no exception: %s' % e)
 finally:
     cleanup()
-print('1..%d' % n_tests)
-sys.exit(1 if failed else 0)
+sptest.finish()
