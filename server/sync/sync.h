@@ -101,6 +101,7 @@ struct sp_metrics {
 	uint64_t connections, connections_total;
 	uint64_t frames_in, frames_out, records_appended, records_pushed;
 	uint64_t logins_ok, logins_failed, errors_sent;
+	uint64_t notifies;          /* datagrams from the gateway */
 	/* Push latency, commit to write, in buckets (ms upper bounds). */
 	uint64_t lat_bucket[12];
 	uint64_t lat_count;

@@ -488,6 +488,8 @@ metrics_text(struct sp_sync *s, char *out, size_t cap)
 	    "sealpost_records_appended_total %llu\n"
 	    "# TYPE sealpost_records_pushed_total counter\n"
 	    "sealpost_records_pushed_total %llu\n"
+	    "# TYPE sealpost_notifies_total counter\n"
+	    "sealpost_notifies_total %llu\n"
 	    "# TYPE sealpost_logins_total counter\n"
 	    "sealpost_logins_total{result=\"ok\"} %llu\n"
 	    "sealpost_logins_total{result=\"failed\"} %llu\n"
@@ -503,6 +505,7 @@ metrics_text(struct sp_sync *s, char *out, size_t cap)
 	    (unsigned long long)m->frames_in, (unsigned long long)m->frames_out,
 	    (unsigned long long)m->records_appended,
 	    (unsigned long long)m->records_pushed,
+	    (unsigned long long)m->notifies,
 	    (unsigned long long)m->logins_ok,
 	    (unsigned long long)m->logins_failed,
 	    (unsigned long long)st.map_size, (unsigned long long)st.used_bytes,
@@ -785,6 +788,7 @@ on_notify(uv_poll_t *p, int status, int events)
 		if (n <= 0)
 			break;
 		buf[n] = 0;
+		s->m.notifies++;
 		if (memchr(buf, 0, (size_t)n) == NULL)
 			sp_hub_external(s, buf);
 	}
