@@ -22,11 +22,8 @@
 #define FPR_CTX "sealpost-fingerprint-v1"
 #define INDEX_KEY ""            /* no address is empty */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
+void
+sp_keys_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -164,23 +161,25 @@ sp_keys_fetch(sp_client *c, const char *address,
 
 	memset(info_r, 0, sizeof(*info_r));
 	if (sp_keys_address(address, addr) != 0) {
-		seterr(err, errlen, "'%s' is not an address", address);
+		sp_keys_seterr(err, errlen, "'%s' is not an address", address);
 		return SP_EINVAL;
 	}
 	sp_frame_init(&f, SP_MSG_KEYS_GET, 0);
 	sp_frame_set_text(&f, SP_F_ADDRESS, addr);
 	if ((rc = sp_client_call(c, &f, &m)) != 0) {
-		seterr(err, errlen, "key directory: %s", rc == ETIMEDOUT ?
+		sp_keys_seterr(err, errlen, "key directory: %s",
+		    rc == ETIMEDOUT ?
 		    "the server did not answer" : "the connection closed");
 		return rc;
 	}
 	if (m->f.type == SP_MSG_ERROR) {
 		if (m->f.f[SP_F_CODE].u == SP_PERR_NOT_FOUND) {
-			seterr(err, errlen, "%s has no sealpost account on "
+			sp_keys_seterr(err, errlen,
+			    "%s has no sealpost account on "
 			    "this server", addr);
 			rc = ENOENT;
 		} else {
-			seterr(err, errlen, "key directory: %s (%.*s)",
+			sp_keys_seterr(err, errlen, "key directory: %s (%.*s)",
 			    sp_proto_strerror((int)m->f.f[SP_F_CODE].u),
 			    (int)m->f.f[SP_F_MESSAGE].len,
 			    (const char *)m->f.f[SP_F_MESSAGE].ptr);
@@ -189,20 +188,22 @@ sp_keys_fetch(sp_client *c, const char *address,
 		goto out;
 	}
 	if (m->f.type != SP_MSG_KEYS) {
-		seterr(err, errlen, "key directory: unexpected reply");
+		sp_keys_seterr(err, errlen, "key directory: unexpected reply");
 		rc = EPROTO;
 		goto out;
 	}
 	if ((rc = info_from_raw(info_r, m->f.f[SP_F_PUBKEYS].ptr,
 	    m->f.f[SP_F_PUBKEYS].len)) != 0) {
-		seterr(err, errlen, "the key directory served a key set for %s "
+		sp_keys_seterr(err, errlen,
+		    "the key directory served a key set for %s "
 		    "that does not verify: %s", addr, sp_strerror(rc));
 		goto out;
 	}
 	/* The self-signature binds the address: a set signed for another
 	 * address is someone else's keys, whatever the server says. */
 	if (strcmp(info_r->pk.address, addr) != 0) {
-		seterr(err, errlen, "the key directory served the key set of "
+		sp_keys_seterr(err, errlen,
+		    "the key directory served the key set of "
 		    "%s when asked for %s", info_r->pk.address, addr);
 		sp_keys_info_finish(info_r);
 		rc = SP_EAUTH;
@@ -344,7 +345,7 @@ sp_keys_get(sp_cache *cache, sp_client *c, const char *address,
 	if (rc == ENOENT) {
 		if ((rc = store_pin(cache, &served,
 		    (uint64_t)time(NULL))) != 0) {
-			seterr(err, errlen, "pinning the key of %s: %s",
+			sp_keys_seterr(err, errlen, "pinning the key of %s: %s",
 			    served.pk.address, sp_strerror(rc));
 			sp_keys_info_finish(&served);
 			return rc;
@@ -354,7 +355,7 @@ sp_keys_get(sp_cache *cache, sp_client *c, const char *address,
 		return 0;
 	}
 	if (rc != 0) {
-		seterr(err, errlen, "the pinned key of %s: %s",
+		sp_keys_seterr(err, errlen, "the pinned key of %s: %s",
 		    served.pk.address, sp_strerror(rc));
 		sp_keys_info_finish(&served);
 		return rc;
@@ -370,7 +371,8 @@ sp_keys_get(sp_cache *cache, sp_client *c, const char *address,
 		if (served.pk.created > pin.pk.created) {
 			if ((rc = store_pin(cache, &served,
 			    pin.first_seen)) != 0) {
-				seterr(err, errlen, "pinning the key of %s: %s",
+				sp_keys_seterr(err, errlen,
+				    "pinning the key of %s: %s",
 				    served.pk.address, sp_strerror(rc));
 				sp_keys_info_finish(&served);
 				sp_keys_info_finish(&pin);
@@ -380,7 +382,8 @@ sp_keys_get(sp_cache *cache, sp_client *c, const char *address,
 			*info_r = served;
 			return 0;
 		}
-		seterr(err, errlen, "the server serves an older key set for "
+		sp_keys_seterr(err, errlen,
+		    "the server serves an older key set for "
 		    "%s than the one pinned here (a rollback); refused",
 		    served.pk.address);
 		goto changed;
@@ -388,7 +391,8 @@ sp_keys_get(sp_cache *cache, sp_client *c, const char *address,
 	sp_keys_fingerprint(pin.pk.identity_pk, pin.pk.encryption_pk, fp_pin);
 	sp_keys_fingerprint(served.pk.identity_pk, served.pk.encryption_pk,
 	    fp_new);
-	seterr(err, errlen, "the key of %s changed: pinned %s, the server "
+	sp_keys_seterr(err, errlen,
+	    "the key of %s changed: pinned %s, the server "
 	    "now gives %s; compare the fingerprint with %s, then run "
 	    "`sealpost keys accept %s`", served.pk.address, fp_pin, fp_new,
 	    served.pk.address, served.pk.address);
@@ -435,14 +439,15 @@ sp_keys_accept(sp_cache *cache, sp_client *c, const char *address,
 	sp_keys_fingerprint(served.pk.identity_pk, served.pk.encryption_pk,
 	    fpr);
 	if (expect_fpr && !fpr_equal(fpr, expect_fpr)) {
-		seterr(err, errlen, "the directory serves %s for %s, not the "
+		sp_keys_seterr(err, errlen,
+		    "the directory serves %s for %s, not the "
 		    "fingerprint you gave; nothing was pinned", fpr,
 		    served.pk.address);
 		sp_keys_info_finish(&served);
 		return SP_EKEYCHANGED;
 	}
 	if ((rc = store_pin(cache, &served, (uint64_t)time(NULL))) != 0) {
-		seterr(err, errlen, "pinning the key of %s: %s",
+		sp_keys_seterr(err, errlen, "pinning the key of %s: %s",
 		    served.pk.address, sp_strerror(rc));
 		sp_keys_info_finish(&served);
 		return rc;
@@ -490,7 +495,8 @@ sp_keys_check_signer(sp_cache *cache, sp_client *c, const char *from,
 	int rc;
 
 	if (from == NULL || sp_keys_address(from, addr) != 0) {
-		seterr(err, errlen, "the sender '%s' is not one address",
+		sp_keys_seterr(err, errlen,
+		    "the sender '%s' is not one address",
 		    from ? from : "");
 		return SP_EINVAL;
 	}
@@ -502,10 +508,10 @@ sp_keys_check_signer(sp_cache *cache, sp_client *c, const char *from,
 		if (rc != 0)
 			return rc;
 	} else if (rc == ENOENT) {
-		seterr(err, errlen, "no pinned key for %s", addr);
+		sp_keys_seterr(err, errlen, "no pinned key for %s", addr);
 		return ENOENT;
 	} else if (rc != 0) {
-		seterr(err, errlen, "the pinned key of %s: %s", addr,
+		sp_keys_seterr(err, errlen, "the pinned key of %s: %s", addr,
 		    sp_strerror(rc));
 		return rc;
 	}
@@ -515,12 +521,14 @@ sp_keys_check_signer(sp_cache *cache, sp_client *c, const char *from,
 	}
 	sp_keys_info_finish(&pin);
 	rc = SP_ESIG;
-	seterr(err, errlen, "signed by a key that is not the pinned key of %s",
+	sp_keys_seterr(err, errlen,
+	    "signed by a key that is not the pinned key of %s",
 	    addr);
 	if (c != NULL && sp_keys_fetch(c, addr, &served, NULL, 0) == 0) {
 		if (sodium_memcmp(served.pk.identity_pk, signer_pk, 32) == 0) {
 			rc = SP_EKEYCHANGED;
-			seterr(err, errlen, "signed by the new key of %s, not "
+			sp_keys_seterr(err, errlen,
+			    "signed by the new key of %s, not "
 			    "the pinned one: the key changed; compare "
 			    "fingerprints, then run `sealpost keys accept %s`",
 			    addr, addr);

@@ -75,6 +75,11 @@ void sp_keys_fingerprint(const uint8_t identity_pk[32],
 void sp_keys_own_fingerprint(const sp_keyset *ks,
     char out[SP_KEYS_FPR_BYTES]);
 
+/* Formats an error message into err (NULL or errlen 0: nothing), for the
+ * client-core files that report through err/errlen. */
+void sp_keys_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /*
  * The address of a single mailbox ("ann@x.org", "Ann <Ann@X.org>", as in
  * a From: header), lower-cased, into out.  SP_EINVAL when s is not exactly

@@ -33,18 +33,6 @@
 #define WKD_TIMEOUT_S 10
 #define HTTP_HEADER_MAX (16 * 1024)
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 void
 sp_pgpkeys_pin_finish(struct sp_pgpkeys_pin *p)
 {
@@ -281,25 +269,26 @@ sp_pgpkeys_learn(sp_cache *cache, sp_pgp *pgp, const char *address,
 	if (fpr_r)
 		fpr_r[0] = 0;
 	if (sp_keys_address(address, a) != 0) {
-		seterr(err, errlen, "%s: not an address", address);
+		sp_keys_seterr(err, errlen, "%s: not an address", address);
 		return SP_EINVAL;
 	}
 	if (len > SP_PGPKEYS_KEY_MAX) {
-		seterr(err, errlen, "%s: the key is larger than %d bytes", a,
+		sp_keys_seterr(err, errlen,
+		    "%s: the key is larger than %d bytes", a,
 		    SP_PGPKEYS_KEY_MAX);
 		return SP_ELIMIT;
 	}
 	if ((rc = sp_pgp_key_import(pgp, key, len, 0, &pub, &pub_len, NULL,
 	    NULL)) != 0 || (rc = sp_pgp_key_info(pgp, pub, pub_len,
 	    &info)) != 0) {
-		seterr(err, errlen, "%s: not one OpenPGP key: %s", a,
+		sp_keys_seterr(err, errlen, "%s: not one OpenPGP key: %s", a,
 		    sp_strerror(rc));
 		goto out;
 	}
 	if (fpr_r)
 		memcpy(fpr_r, info->fpr, SP_PGP_FPR_SIZE);
 	if (!has_uid(info, a)) {
-		seterr(err, errlen, "the key %s has no user id for %s",
+		sp_keys_seterr(err, errlen, "the key %s has no user id for %s",
 		    info->fpr, a);
 		rc = SP_EINVAL;
 		goto out;
@@ -329,7 +318,8 @@ sp_pgpkeys_learn(sp_cache *cache, sp_pgp *pgp, const char *address,
 			memcpy(pin.pending_fpr, info->fpr, SP_PGP_FPR_SIZE);
 		}
 		if (rc == 0 && (rc = pin_store(cache, &pin)) == 0) {
-			seterr(err, errlen, "the OpenPGP key of %s CHANGED: "
+			sp_keys_seterr(err, errlen,
+			    "the OpenPGP key of %s CHANGED: "
 			    "pinned %s, now offered %s (from %s); it is not "
 			    "used until you compare it and run `sealpost keys "
 			    "accept %s`", a, pin.fpr, info->fpr,
@@ -341,7 +331,7 @@ sp_pgpkeys_learn(sp_cache *cache, sp_pgp *pgp, const char *address,
 	if (rc == 0)
 		rc = pin_store(cache, &pin);
 	if (rc != 0)
-		seterr(err, errlen, "%s: cannot store the pin: %s", a,
+		sp_keys_seterr(err, errlen, "%s: cannot store the pin: %s", a,
 		    sp_strerror(rc));
 out:
 	sp_pgp_keyinfo_free(info);
@@ -361,16 +351,17 @@ sp_pgpkeys_import(sp_cache *cache, sp_pgp *pgp, const void *key,
 	int rc, last = SP_EINVAL, any = 0;
 
 	if (len > SP_PGPKEYS_KEY_MAX) {
-		seterr(err, errlen, "the key file is larger than %d bytes",
+		sp_keys_seterr(err, errlen,
+		    "the key file is larger than %d bytes",
 		    SP_PGPKEYS_KEY_MAX);
 		return SP_ELIMIT;
 	}
 	if ((rc = sp_pgp_key_info(pgp, key, len, &info)) != 0) {
-		seterr(err, errlen, "not one OpenPGP key: %s",
+		sp_keys_seterr(err, errlen, "not one OpenPGP key: %s",
 		    sp_strerror(rc));
 		return rc;
 	}
-	seterr(err, errlen, "the key %s has no user id with an address",
+	sp_keys_seterr(err, errlen, "the key %s has no user id with an address",
 	    info->fpr);
 	for (i = 0; i < info->nuids; i++) {
 		if ((info->uids[i].revoked && !info->revoked) ||
@@ -391,7 +382,7 @@ sp_pgpkeys_import(sp_cache *cache, sp_pgp *pgp, const void *key,
 			any = 1;
 		else {
 			last = rc;
-			seterr(err, errlen, "%s", e);
+			sp_keys_seterr(err, errlen, "%s", e);
 		}
 	}
 	sp_pgp_keyinfo_free(info);
@@ -422,11 +413,13 @@ sp_pgpkeys_accept(sp_cache *cache, const char *address,
 	if (fpr_r)
 		fpr_r[0] = 0;
 	if ((rc = sp_pgpkeys_get(cache, address, &pin)) != 0) {
-		seterr(err, errlen, "%s: no OpenPGP key pinned", address);
+		sp_keys_seterr(err, errlen, "%s: no OpenPGP key pinned",
+		    address);
 		return rc;
 	}
 	if (pin.pending_len == 0) {
-		seterr(err, errlen, "%s: no changed OpenPGP key waits (pinned: "
+		sp_keys_seterr(err, errlen,
+		    "%s: no changed OpenPGP key waits (pinned: "
 		    "%s)", pin.address, pin.fpr);
 		if (fpr_r)
 			memcpy(fpr_r, pin.fpr, SP_PGP_FPR_SIZE);
@@ -436,7 +429,8 @@ sp_pgpkeys_accept(sp_cache *cache, const char *address,
 	if (expect_fpr) {
 		fpr_norm(expect_fpr, want, sizeof(want));
 		if (strcmp(want, pin.pending_fpr) != 0) {
-			seterr(err, errlen, "%s: the waiting OpenPGP key is %s, "
+			sp_keys_seterr(err, errlen,
+			    "%s: the waiting OpenPGP key is %s, "
 			    "not the one you compared (%s); nothing changed",
 			    pin.address, pin.pending_fpr, want);
 			sp_pgpkeys_pin_finish(&pin);
@@ -454,7 +448,7 @@ sp_pgpkeys_accept(sp_cache *cache, const char *address,
 	pin.pending_source = 0;
 	pin.first_seen = (uint64_t)time(NULL);
 	if ((rc = pin_store(cache, &pin)) != 0)
-		seterr(err, errlen, "%s: cannot store the pin: %s",
+		sp_keys_seterr(err, errlen, "%s: cannot store the pin: %s",
 		    pin.address, sp_strerror(rc));
 	else if (fpr_r)
 		memcpy(fpr_r, pin.fpr, SP_PGP_FPR_SIZE);
@@ -471,23 +465,28 @@ sp_pgpkeys_usable(sp_cache *cache, sp_pgp *pgp, const char *address,
 	int rc;
 
 	if ((rc = sp_pgpkeys_get(cache, address, &pin)) != 0) {
-		seterr(err, errlen, "%s: no OpenPGP key pinned", address);
+		sp_keys_seterr(err, errlen, "%s: no OpenPGP key pinned",
+		    address);
 		return rc;
 	}
 	if ((rc = sp_pgp_key_info(pgp, pin.key, pin.key_len, &info)) != 0) {
-		seterr(err, errlen, "%s: the pinned key cannot be read: %s",
+		sp_keys_seterr(err, errlen,
+		    "%s: the pinned key cannot be read: %s",
 		    pin.address, sp_strerror(rc));
 	} else if (info->revoked) {
-		seterr(err, errlen, "the OpenPGP key of %s (%s) is REVOKED by "
+		sp_keys_seterr(err, errlen,
+		    "the OpenPGP key of %s (%s) is REVOKED by "
 		    "its owner: ask them for their new key", pin.address,
 		    pin.fpr);
 		rc = SP_EKEYREVOKED;
 	} else if (info->expired) {
-		seterr(err, errlen, "the OpenPGP key of %s (%s) has EXPIRED: "
+		sp_keys_seterr(err, errlen,
+		    "the OpenPGP key of %s (%s) has EXPIRED: "
 		    "import a renewed copy of it", pin.address, pin.fpr);
 		rc = SP_EKEYEXPIRED;
 	} else if (!info->can_encrypt) {
-		seterr(err, errlen, "the OpenPGP key of %s (%s) has no usable "
+		sp_keys_seterr(err, errlen,
+		    "the OpenPGP key of %s (%s) has no usable "
 		    "encryption subkey", pin.address, pin.fpr);
 		rc = SP_EPGP;
 	}
@@ -656,11 +655,12 @@ https_get(const char *url, const char *ca_file, uint8_t **body_r,
 	*len_r = 0;
 	if (url_split(url, host, sizeof(host), port, sizeof(port),
 	    &path) != 0) {
-		seterr(err, errlen, "%s: not an https:// URL", url);
+		sp_keys_seterr(err, errlen, "%s: not an https:// URL", url);
 		return SP_EINVAL;
 	}
 	if ((rc = tcp_connect(host, port, &fd)) != 0) {
-		seterr(err, errlen, "%s:%s: %s", host, port, strerror(rc));
+		sp_keys_seterr(err, errlen, "%s:%s: %s", host, port,
+		    strerror(rc));
 		return rc;
 	}
 	rc = EPROTO;
@@ -698,24 +698,24 @@ https_get(const char *url, const char *ca_file, uint8_t **body_r,
 	    n))) > 0)
 		n += (size_t)r;
 	if (n >= cap - 1) {
-		seterr(err, errlen, "%s: the answer is too large", url);
+		sp_keys_seterr(err, errlen, "%s: the answer is too large", url);
 		rc = SP_ELIMIT;
 		goto out;
 	}
 	b[n] = 0;
 	if (sscanf((char *)b, "HTTP/1.%*d %d", &status) != 1 ||
 	    (p = strstr((char *)b, "\r\n\r\n")) == NULL) {
-		seterr(err, errlen, "%s: not an HTTP answer", url);
+		sp_keys_seterr(err, errlen, "%s: not an HTTP answer", url);
 		goto out;
 	}
 	hl = (size_t)(p - (char *)b) + 4;
 	if (status == 404) {
-		seterr(err, errlen, "%s: no key there (404)", url);
+		sp_keys_seterr(err, errlen, "%s: no key there (404)", url);
 		rc = ENOENT;
 		goto out;
 	}
 	if (status != 200) {
-		seterr(err, errlen, "%s: HTTP status %d", url, status);
+		sp_keys_seterr(err, errlen, "%s: HTTP status %d", url, status);
 		goto out;
 	}
 	p[2] = 0; /* the header, as a string, for the searches below */
@@ -734,7 +734,8 @@ https_get(const char *url, const char *ca_file, uint8_t **body_r,
 			long m = dechunk(b, n);
 
 			if (m < 0) {
-				seterr(err, errlen, "%s: bad chunked body",
+				sp_keys_seterr(err, errlen,
+				    "%s: bad chunked body",
 				    url);
 				goto out;
 			}
@@ -749,7 +750,7 @@ https_get(const char *url, const char *ca_file, uint8_t **body_r,
 	rc = 0;
 	goto out;
 tls_fail:
-	seterr(err, errlen, "%s: TLS failed: %s", url,
+	sp_keys_seterr(err, errlen, "%s: TLS failed: %s", url,
 	    ERR_reason_error_string(ERR_peek_last_error()) ?
 	    ERR_reason_error_string(ERR_peek_last_error()) : "?");
 	ERR_clear_error();
@@ -778,7 +779,7 @@ sp_pgpkeys_wkd(sp_cache *cache, sp_pgp *pgp, const char *address,
 	if (fpr_r)
 		fpr_r[0] = 0;
 	if ((rc = sp_pgpkeys_wkd_url(address, base, url, sizeof(url))) != 0) {
-		seterr(err, errlen, "%s: not an address", address);
+		sp_keys_seterr(err, errlen, "%s: not an address", address);
 		return rc;
 	}
 	rc = https_get(url, ca_file, &body, &len, err, errlen);

@@ -41,21 +41,6 @@ struct send {
 	size_t errlen;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- Bcc removal --------------------------------------------------------- */
 
 /* Length of the line at p (up to and including its LF, or to the end). */
@@ -147,7 +132,8 @@ add_rcpt(struct send *s, const char *raw, int bcc, int keep)
 	if (sp_keys_address(raw, addr) != 0) {
 		if (s->lenient && !keep)
 			return 0;
-		seterr(s->err, s->errlen, "'%s' is not an address", raw);
+		sp_keys_seterr(s->err, s->errlen, "'%s' is not an address",
+		    raw);
 		return SP_EINVAL;
 	}
 	for (i = 0; i < s->n; i++) {
@@ -158,7 +144,7 @@ add_rcpt(struct send *s, const char *raw, int bcc, int keep)
 		}
 	}
 	if (s->n == SP_SEND_RCPT_MAX) {
-		seterr(s->err, s->errlen, "more than %d recipients",
+		sp_keys_seterr(s->err, s->errlen, "more than %d recipients",
 		    SP_SEND_RCPT_MAX);
 		return SP_ELIMIT;
 	}
@@ -224,7 +210,7 @@ collect(struct send *s, const uint8_t *msg, size_t len)
 
 	pthread_once(&gmime_once, gmime_start);
 	if (sp_keys_address(s->a->address, own) != 0) {
-		seterr(s->err, s->errlen, "'%s' is not an address",
+		sp_keys_seterr(s->err, s->errlen, "'%s' is not an address",
 		    s->a->address);
 		return SP_EINVAL;
 	}
@@ -234,7 +220,8 @@ collect(struct send *s, const uint8_t *msg, size_t len)
 	parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	if ((gm = g_mime_parser_construct_message(parser, NULL)) == NULL) {
-		seterr(s->err, s->errlen, "the message cannot be parsed");
+		sp_keys_seterr(s->err, s->errlen,
+		    "the message cannot be parsed");
 		goto out;
 	}
 	from = g_mime_message_get_from(gm);
@@ -244,7 +231,8 @@ collect(struct send *s, const uint8_t *msg, size_t len)
 	    sp_keys_address(internet_address_mailbox_get_addr(
 	    INTERNET_ADDRESS_MAILBOX(internet_address_list_get_address(from,
 	    0))), faddr) != 0 || strcmp(faddr, own) != 0) {
-		seterr(s->err, s->errlen, "the From: header must be exactly "
+		sp_keys_seterr(s->err, s->errlen,
+		    "the From: header must be exactly "
 		    "your address, %s", own);
 		rc = SP_EINVAL;
 		goto out;
@@ -260,7 +248,8 @@ collect(struct send *s, const uint8_t *msg, size_t len)
 	if (s->a->envelope_only)
 		keep_envelope(s);
 	if (s->n == 0) {
-		seterr(s->err, s->errlen, "the message has no recipients");
+		sp_keys_seterr(s->err, s->errlen,
+		    "the message has no recipients");
 		rc = SP_EINVAL;
 		goto out;
 	}
@@ -286,7 +275,8 @@ fetch_keys(struct send *s)
 	for (i = 0; i < s->n; i++)
 		visible += !s->r[i].bcc;
 	if (visible > SP_SEND_VISIBLE_MAX) {
-		seterr(s->err, s->errlen, "more than %d To/Cc recipients",
+		sp_keys_seterr(s->err, s->errlen,
+		    "more than %d To/Cc recipients",
 		    SP_SEND_VISIBLE_MAX);
 		return SP_ELIMIT;
 	}
@@ -301,7 +291,8 @@ fetch_keys(struct send *s)
 		rc = sp_keys_get(s->a->cache, s->a->c, s->r[i].addr, &k, NULL,
 		    s->err, s->errlen);
 		if (rc == ENOENT) {
-			seterr(s->err, s->errlen, "%s has no sealpost account "
+			sp_keys_seterr(s->err, s->errlen,
+			    "%s has no sealpost account "
 			    "on this server (outbox.h sends to other servers); "
 			    "nothing was sent", s->r[i].addr);
 			return rc;
@@ -341,7 +332,7 @@ put_body(struct send *s, const uint8_t *body, size_t len,
 	int rc;
 
 	if ((rc = sp_envelope_seal(&sa, body, len, &env, &elen)) != 0) {
-		seterr(s->err, s->errlen, "sealing the message: %s",
+		sp_keys_seterr(s->err, s->errlen, "sealing the message: %s",
 		    sp_strerror(rc));
 		return rc;
 	}
@@ -399,25 +390,25 @@ deliver(struct send *s, struct rcpt *r, const struct sp_meta *summary,
 	m.has_received = 1;
 	if ((rc = sp_meta_encode(&m, &rec, &rlen)) != 0 ||
 	    (rc = sp_envelope_seal(&sa, rec, rlen, &env, &elen)) != 0) {
-		seterr(why, whylen, "%s", sp_strerror(rc));
+		sp_keys_seterr(why, whylen, "%s", sp_strerror(rc));
 		goto out;
 	}
 	sp_frame_init(&f, SP_MSG_DELIVER, 0);
 	sp_frame_set_text(&f, SP_F_RECIPIENT, r->addr);
 	if ((rc = sp_frame_add_item(&f, SP_F_RECORDS, env, elen, 0)) != 0) {
-		seterr(why, whylen, "%s", sp_strerror(rc));
+		sp_keys_seterr(why, whylen, "%s", sp_strerror(rc));
 		goto out;
 	}
 	rc = sp_client_call(s->a->c, &f, &reply);
 	if (rc != 0) {
-		seterr(why, whylen, "%s", rc == ETIMEDOUT ?
+		sp_keys_seterr(why, whylen, "%s", rc == ETIMEDOUT ?
 		    "the server did not answer" : "the connection closed");
 	} else if (reply->f.type == SP_MSG_ERROR) {
-		seterr(why, whylen, "%s", sp_proto_strerror(
+		sp_keys_seterr(why, whylen, "%s", sp_proto_strerror(
 		    (int)reply->f.f[SP_F_CODE].u));
 		rc = SP_ESERVER;
 	} else if (reply->f.type != SP_MSG_OK) {
-		seterr(why, whylen, "unexpected reply");
+		sp_keys_seterr(why, whylen, "unexpected reply");
 		rc = EPROTO;
 	}
 out:
@@ -484,7 +475,7 @@ sp_send(const struct sp_send_args *a, const uint8_t *msg, size_t len,
 	 * no Bcc left, whatever header syntax tricked the stripper. */
 	if ((rc = sp_summary_from_message(body, blen, &summary)) != 0 ||
 	    summary.bcc != NULL) {
-		seterr(err, errlen, "the message cannot be parsed%s",
+		sp_keys_seterr(err, errlen, "the message cannot be parsed%s",
 		    rc == 0 ? " (a Bcc header survived its removal)" : "");
 		rc = rc ? rc : SP_EFORMAT;
 		goto out;
@@ -515,7 +506,8 @@ sp_send(const struct sp_send_args *a, const uint8_t *msg, size_t len,
 		rc = sp_mbox_add_uploaded(a->mb, a->c, &ad, body, blen,
 		    shared_id, &rep.sent_id, serr, sizeof(serr));
 		if (rc != 0 && first_rc == 0) {
-			seterr(err, errlen, "delivered, but the Sent copy was "
+			sp_keys_seterr(err, errlen,
+			    "delivered, but the Sent copy was "
 			    "not stored: %s", serr);
 			first_rc = rc;
 		}
