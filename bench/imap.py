@@ -274,6 +274,11 @@ def measure(name, port, user, pw, cert):
     n = sum(1 for d in data if isinstance(d, tuple) or
             (isinstance(d, bytes) and d[:1].isdigit()))
     print("# %s: FETCH returned %d items" % (name, n))
+    res["fetch2"], (typ, data2) = timed(lambda: m.uid(
+        "FETCH", "1:*", "(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE "
+        "BODYSTRUCTURE)"))
+    if data2 != data:
+        print("# %s: the second FETCH differs from the first" % name)
     res["search1"], (typ, data) = timed(lambda: m.uid("SEARCH", "TEXT",
                                                       RARE))
     res["search2"], (typ, data2) = timed(lambda: m.uid("SEARCH", "TEXT",
@@ -328,6 +333,7 @@ def main():
     for k, label, unit in (
             ("fetch", "UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE "
              "ENVELOPE BODYSTRUCTURE)", "s"),
+            ("fetch2", "the same FETCH again", "s"),
             ("mbsync", "mbsync first full sync", "s"),
             ("search1", "UID SEARCH TEXT rareword (first)", "s"),
             ("search2", "UID SEARCH TEXT rareword (again)", "s"),

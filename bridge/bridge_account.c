@@ -41,6 +41,8 @@ struct bridge_account {
 	void *wake_arg;
 	char pass[BRIDGE_PASS_LEN + 1];
 	char address[256];
+	uint64_t prefetched_at;  /* folders' uidnext sum at the last clean
+	                          * prefetch (bridge_account_prefetch) */
 };
 
 static void
@@ -238,6 +240,43 @@ bridge_account_settle(bridge_account *a, int rc, char *err, size_t errlen)
 		if (rc == EPIPE || rc == ETIMEDOUT)
 			a->writer_broken = 1;
 	}
+	return rc;
+}
+
+int
+bridge_account_prefetch(bridge_account *a, char *err, size_t errlen)
+{
+	sp_client *cs[BRIDGE_PREFETCH_CONNS];
+	size_t n = 0, i, failed = 0;
+	const struct sp_mbox_folder *fo;
+	uint64_t mark = 1;
+	int rc;
+
+	/* Every message entering a folder moves its uidnext: their sum
+	 * marks the set of messages. */
+	fo = sp_mbox_folders(sp_session_mbox(a->s), &n);
+	for (i = 0; i < n; i++)
+		mark += fo[i].uidnext;
+	n = 0;
+
+	/* Bodies that failed stay missing: once the model has not changed
+	 * since a prefetch, another one would only fail them again. */
+	if (a->prefetched_at != 0 && a->prefetched_at == mark)
+		return 0;
+	if ((cs[n] = bridge_account_client(a, err, errlen)) == NULL)
+		return EPIPE;
+	n++;
+	while (n < BRIDGE_PREFETCH_CONNS &&
+	    sp_session_connect_extra(a->s, &cs[n], err, errlen) == 0)
+		n++;
+	rc = sp_mbox_fetch_bodies_par(sp_session_mbox(a->s), cs, n, NULL,
+	    NULL, &failed, err, errlen);
+	for (i = 1; i < n; i++)
+		sp_client_close(cs[i]);
+	if (rc == EPIPE || rc == ETIMEDOUT)
+		a->writer_broken = 1;
+	if (rc == 0)
+		a->prefetched_at = mark;
 	return rc;
 }
 

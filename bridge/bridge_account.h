@@ -67,6 +67,17 @@ sp_client *bridge_account_client(bridge_account *a, char *err,
 int bridge_account_settle(bridge_account *a, int rc, char *err,
     size_t errlen);
 
+/*
+ * Fetches every body not in the cache yet, pipelined over the writer
+ * connection and up to BRIDGE_PREFETCH_CONNS - 1 extra ones
+ * (sp_mbox_fetch_bodies_par): before a FETCH that will need many bodies.
+ * Skipped (0) when the last prefetch since the model last changed left
+ * nothing to do but bodies that failed.  Lock held; blocks for the
+ * duration.
+ */
+#define BRIDGE_PREFETCH_CONNS 4
+int bridge_account_prefetch(bridge_account *a, char *err, size_t errlen);
+
 /* ---- the account's directory ------------------------------------------ */
 
 /* Creates the bridge password file (random, BRIDGE_PASS_LEN characters

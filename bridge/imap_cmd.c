@@ -33,6 +33,7 @@
 
 #include "bridge/imap_conn.h"
 #include "bridge/imap_fetch.h"
+#include "bridge/imap_summary.h"
 #include "bridge/imap_server.h"
 #include "bridge/imap_index.h"
 #include "bridge/imap_utf7.h"
@@ -434,6 +435,7 @@ static struct {
 	imap_msg *m;
 	uint64_t used;
 	uint64_t pgp_gen;        /* pins generation it was served under */
+	uint8_t what;            /* IMAP_SUMMARY_* it can be summarised as */
 } body_cache[BODY_CACHE];
 static uint64_t body_clock;
 
@@ -444,8 +446,11 @@ int imap_pgp_passthrough;
  * bridge runs with --pgp-passthrough.  The served form is cached by
  * client-core; a new or accepted key of a correspondent (a new pins
  * generation) makes it again, so "unknown-key" turns into "verified".
+ * Returns 0 when the stored bytes are served (no OpenPGP, or own mail),
+ * 1 when *body was replaced by the served form, -1 when serving failed
+ * (the stored bytes are served this time, but may not be next time).
  */
-static void
+static int
 pgp_serve(bridge_account *a, uint64_t id, uint8_t **body, size_t *len)
 {
 	sp_session *s = bridge_account_session(a);
@@ -458,14 +463,17 @@ pgp_serve(bridge_account *a, uint64_t id, uint8_t **body, size_t *len)
 	 * error the message is served as stored: still readable, and the
 	 * client sees the OpenPGP data as it arrived. */
 	if (m == NULL || m->own)
-		return;
+		return 0;
 	if (sp_pgpmail_served(sp_session_cache(s), sp_session_keys(s), id,
-	    *body, *len, &out, &out_len, NULL) != 0 || out == NULL)
-		return;
+	    *body, *len, &out, &out_len, NULL) != 0)
+		return -1;
+	if (out == NULL)
+		return 0;
 	sodium_memzero(*body, *len);
 	free(*body);
 	*body = out;
 	*len = out_len;
+	return 1;
 }
 
 static uint64_t
@@ -475,12 +483,16 @@ pgp_gen(bridge_account *a)
 	    sp_pgpkeys_gen(sp_session_cache(bridge_account_session(a)));
 }
 
+/* The served message id, parsed; *what_r (may be NULL) receives what a
+ * summary of it describes (imap_summary.h; 0: nothing to keep, serving
+ * failed). */
 static imap_msg *
-body_get(struct imap_conn *c, uint64_t id, char *err, size_t errlen)
+body_get(struct imap_conn *c, uint64_t id, uint8_t *what_r, char *err,
+    size_t errlen)
 {
 	sp_mbox *mb = bridge_account_mbox(c->acct);
 	enum sp_mbox_sig sig;
-	uint8_t *body = NULL;
+	uint8_t *body = NULL, what;
 	size_t len = 0, i, victim = 0;
 	imap_msg *m;
 	sp_client *cl;
@@ -491,6 +503,8 @@ body_get(struct imap_conn *c, uint64_t id, char *err, size_t errlen)
 		if (body_cache[i].m && body_cache[i].acct == c->acct &&
 		    body_cache[i].id == id && body_cache[i].pgp_gen == gen) {
 			body_cache[i].used = ++body_clock;
+			if (what_r)
+				*what_r = body_cache[i].what;
 			return body_cache[i].m;
 		}
 		if (body_cache[i].used < body_cache[victim].used)
@@ -503,8 +517,21 @@ body_get(struct imap_conn *c, uint64_t id, char *err, size_t errlen)
 		(void)bridge_account_settle(c->acct, rc, err, errlen);
 		return NULL;
 	}
-	if (!imap_pgp_passthrough)
-		pgp_serve(c->acct, id, &body, &len);
+	if (imap_pgp_passthrough) {
+		what = IMAP_SUMMARY_STORED;
+	} else {
+		switch (pgp_serve(c->acct, id, &body, &len)) {
+		case 0:
+			what = IMAP_SUMMARY_STORED | IMAP_SUMMARY_SERVED;
+			break;
+		case 1:
+			what = IMAP_SUMMARY_SERVED;
+			break;
+		default:
+			what = 0;
+			break;
+		}
+	}
 	if (imap_msg_create(body, len, &m) != 0)
 		return NULL;
 	imap_msg_destroy(body_cache[victim].m);
@@ -512,14 +539,17 @@ body_get(struct imap_conn *c, uint64_t id, char *err, size_t errlen)
 	body_cache[victim].id = id;
 	body_cache[victim].m = m;
 	body_cache[victim].pgp_gen = gen;
+	body_cache[victim].what = what;
 	body_cache[victim].used = ++body_clock;
+	if (what_r)
+		*what_r = what;
 	return m;
 }
 
 struct imap_msg *
 imap_cmd_body(struct imap_conn *c, uint64_t id, char *err, size_t errlen)
 {
-	return body_get(c, id, err, errlen);
+	return body_get(c, id, NULL, err, errlen);
 }
 
 void
@@ -1497,24 +1527,174 @@ out_internaldate(struct imap_out *o, uint64_t t)
 	    tm.tm_min, tm.tm_sec);
 }
 
+/* ---- summaries ------------------------------------------------------
+ *
+ * ENVELOPE, BODYSTRUCTURE, BODY, RFC822.SIZE and top-level header
+ * sections come from the message's summary in the cache (imap_summary.h)
+ * when it describes what BODY[] serves now; otherwise from the body,
+ * whose summary is then kept.  Summaries made during one FETCH are
+ * written in batches of SUM_FLUSH (one fsync each) after the bodies they
+ * came from: a batch cannot stay open while sp_mbox_body() caches a body
+ * with sp_cache_put() on this thread.
+ */
+#define SUM_FLUSH 256
+
+struct fetch_ctx {
+	sp_cache *cache;
+	uint64_t gen;            /* pins generation, read once per FETCH */
+	size_t n;
+	uint64_t id[SUM_FLUSH];
+	uint8_t *v[SUM_FLUSH];
+	size_t len[SUM_FLUSH];
+};
+
+static void
+fetch_ctx_flush(struct fetch_ctx *x)
+{
+	sp_cache_batch *b = NULL;
+	size_t i;
+	int rc;
+
+	if (x->n == 0)
+		return;
+	rc = sp_cache_begin(x->cache, &b);
+	for (i = 0; i < x->n; i++) {
+		uint8_t key[8];
+		int k;
+
+		for (k = 0; k < 8; k++)
+			key[k] = (uint8_t)(x->id[i] >> (56 - 8 * k));
+		if (rc == 0)
+			rc = sp_cache_batch_put(b, SP_CACHE_T_IMAPSUM, key, 8,
+			    x->v[i], x->len[i]);
+		sodium_memzero(x->v[i], x->len[i]);
+		free(x->v[i]);
+	}
+	/* A summary not kept is made again next time: not an error. */
+	if (rc == 0)
+		(void)sp_cache_commit(b);
+	else
+		sp_cache_abort(b);
+	x->n = 0;
+}
+
+static void
+fetch_ctx_keep(struct fetch_ctx *x, uint64_t id,
+    const struct imap_summary *sum)
+{
+	if (imap_summary_encode(sum, &x->v[x->n], &x->len[x->n]) != 0)
+		return;
+	x->id[x->n++] = id;
+	if (x->n == SUM_FLUSH)
+		fetch_ctx_flush(x);
+}
+
+/* A header section the summary's header block answers alone. */
+static int
+header_only(const struct imap_fetch_att *a)
+{
+	if (a->item == IMAP_FI_RFC822_HEADER)
+		return 1;
+	return a->item == IMAP_FI_SECTION && a->nparts == 0 &&
+	    (a->text == IMAP_ST_HEADER || a->text == IMAP_ST_HEADER_FIELDS ||
+	    a->text == IMAP_ST_HEADER_FIELDS_NOT);
+}
+
+/*
+ * The summary of m into *sum: from the cache when valid, else from the
+ * body (*body_r is set then, owned by the body cache).  0 or -1 (err).
+ */
+static int
+summary_get(struct imap_conn *c, struct fetch_ctx *x,
+    const struct sp_mbox_msg *m, struct imap_summary *sum,
+    imap_msg **body_r, char *err, size_t errlen)
+{
+	int want_stored = imap_pgp_passthrough || m->own;
+	uint8_t what = 0;
+
+	if (imap_summary_get(x->cache, m->id, sum) == 0) {
+		if (imap_summary_valid(sum, want_stored, x->gen))
+			return 0;
+		imap_summary_finish(sum);
+	}
+	if ((*body_r = body_get(c, m->id, &what, err, errlen)) == NULL)
+		return -1;
+	if (imap_summary_compute(*body_r, what ? what : IMAP_SUMMARY_SERVED,
+	    x->gen, sum) != 0) {
+		snprintf(err, errlen, "message %llu cannot be summarised",
+		    (unsigned long long)m->id);
+		return -1;
+	}
+	if (what != 0)
+		fetch_ctx_keep(x, m->id, sum);
+	return 0;
+}
+
 /* One message's FETCH response.  0, or -1 when its body is unavailable
  * (err says why). */
 static int
-fetch_one(struct imap_conn *c, size_t seq, const struct sp_mbox_msg *m,
-    const struct imap_fetch_atts *f, int uid, int modseq, char *err,
-    size_t errlen)
+fetch_one(struct imap_conn *c, struct fetch_ctx *x, size_t seq,
+    const struct sp_mbox_msg *m, const struct imap_fetch_atts *f, int uid,
+    int modseq, char *err, size_t errlen)
 {
-	imap_msg *body = NULL;
+	imap_msg *body = NULL, *head = NULL;
+	struct imap_summary sum = { 0 };
 	size_t i;
-	int sp = 0, have_uid = 0, have_modseq = 0, need;
+	int sp = 0, have_uid = 0, have_modseq = 0, need_sum = 0, rc = 0;
+	int need_body = 0, headers = 0;
 
 	/* RFC822.SIZE is the size of what BODY[] serves, which for OpenPGP
-	 * mail is the decrypted form: it needs the message. */
-	need = f->has_body;
-	for (i = 0; i < f->n && !need && !imap_pgp_passthrough; i++)
-		need = f->a[i].item == IMAP_FI_RFC822_SIZE;
-	if (need && (body = body_get(c, m->id, err, errlen)) == NULL)
+	 * mail is the decrypted form: it needs the summary. */
+	for (i = 0; i < f->n; i++) {
+		switch (f->a[i].item) {
+		case IMAP_FI_ENVELOPE:
+		case IMAP_FI_BODYSTRUCTURE:
+		case IMAP_FI_BODY:
+			need_sum = 1;
+			break;
+		case IMAP_FI_RFC822_SIZE:
+			need_sum |= !imap_pgp_passthrough;
+			break;
+		default:
+			if (header_only(&f->a[i]))
+				headers = 1;
+			else if (f->has_body)
+				need_body |= f->a[i].item != IMAP_FI_UID &&
+				    f->a[i].item != IMAP_FI_FLAGS &&
+				    f->a[i].item != IMAP_FI_INTERNALDATE &&
+				    f->a[i].item != IMAP_FI_MODSEQ;
+			break;
+		}
+	}
+	if ((need_sum || headers) && !need_body &&
+	    summary_get(c, x, m, &sum, &body, err, errlen) != 0)
 		return -1;
+	if (headers && body == NULL && !need_body) {
+		uint8_t *h;
+
+		if (sum.header == NULL)
+			need_body = 1;  /* too long to keep: from the body */
+		else if ((h = malloc(sum.header_len + 1)) != NULL) {
+			memcpy(h, sum.header, sum.header_len);
+			if (imap_msg_create(h, sum.header_len, &head) != 0)
+				head = NULL;
+		}
+		if (head == NULL)
+			need_body = 1;
+	}
+	if (need_body && body == NULL) {
+		uint8_t what = 0;
+
+		if ((body = body_get(c, m->id, &what, err, errlen)) == NULL)
+			goto fail;
+		if (need_sum && sum.envelope == NULL) {
+			if (imap_summary_compute(body, what ? what :
+			    IMAP_SUMMARY_SERVED, x->gen, &sum) != 0)
+				goto fail;
+			if (what != 0)
+				fetch_ctx_keep(x, m->id, &sum);
+		}
+	}
 	imap_out_printf(&c->out, "* %zu FETCH (", seq);
 	for (i = 0; i < f->n; i++) {
 		const struct imap_fetch_att *a = &f->a[i];
@@ -1537,7 +1717,8 @@ fetch_one(struct imap_conn *c, size_t seq, const struct sp_mbox_msg *m,
 			break;
 		case IMAP_FI_RFC822_SIZE:
 			imap_out_printf(&c->out, "RFC822.SIZE %llu",
-			    (unsigned long long)(body ? imap_msg_size(body) :
+			    (unsigned long long)(sum.envelope ? sum.size :
+			    body ? imap_msg_size(body) :
 			    m->meta.has_size ? m->meta.size : 0));
 			break;
 		case IMAP_FI_MODSEQ:
@@ -1547,17 +1728,20 @@ fetch_one(struct imap_conn *c, size_t seq, const struct sp_mbox_msg *m,
 			break;
 		case IMAP_FI_ENVELOPE:
 			imap_out_str(&c->out, "ENVELOPE ");
-			imap_msg_envelope(body, &c->out);
+			imap_out_add(&c->out, sum.envelope, sum.envelope_len);
 			break;
 		case IMAP_FI_BODYSTRUCTURE:
+			imap_out_str(&c->out, "BODYSTRUCTURE ");
+			imap_out_add(&c->out, sum.bodystructure,
+			    sum.bodystructure_len);
+			break;
 		case IMAP_FI_BODY:
-			imap_out_str(&c->out, a->item == IMAP_FI_BODY ?
-			    "BODY " : "BODYSTRUCTURE ");
-			imap_msg_bodystructure(body,
-			    a->item == IMAP_FI_BODYSTRUCTURE, &c->out);
+			imap_out_str(&c->out, "BODY ");
+			imap_out_add(&c->out, sum.body, sum.body_len);
 			break;
 		default:
-			(void)imap_msg_section(body, a, &c->out);
+			(void)imap_msg_section(body ? body : head, a,
+			    &c->out);
 			break;
 		}
 	}
@@ -1567,7 +1751,62 @@ fetch_one(struct imap_conn *c, size_t seq, const struct sp_mbox_msg *m,
 		imap_out_printf(&c->out, "%sMODSEQ (%llu)", sp++ ? " " : "",
 		    (unsigned long long)m->modseq);
 	imap_out_str(&c->out, ")\r\n");
-	return 0;
+	goto out;
+fail:
+	rc = -1;
+out:
+	imap_msg_destroy(head);
+	imap_summary_finish(&sum);
+	return rc;
+}
+
+/*
+ * Before a FETCH of summaries over many messages whose summaries are not
+ * kept yet (the first listing after a sync): their bodies are fetched
+ * from the server pipelined over several connections
+ * (bridge_account_prefetch), not one round trip each.
+ */
+#define PREFETCH_MIN 32
+#define PREFETCH_SAMPLE_MISSING 8
+
+static void
+prefetch(struct imap_conn *c, struct fetch_ctx *x,
+    const struct imap_fetch_atts *f, const size_t *idx, size_t n)
+{
+	struct imap_summary sum;
+	size_t i, step, missing = 0;
+	char err[256];
+
+	if (n < PREFETCH_MIN)
+		return;
+	for (i = 0; i < f->n; i++)
+		if (f->a[i].item == IMAP_FI_ENVELOPE ||
+		    f->a[i].item == IMAP_FI_BODYSTRUCTURE ||
+		    f->a[i].item == IMAP_FI_BODY ||
+		    f->a[i].item == IMAP_FI_RFC822_SIZE || f->has_body)
+			break;
+	if (i == f->n)
+		return;
+	/* A sample of up to 128 spread over the set, so that a listing
+	 * whose summaries are all kept reads few of them twice. */
+	step = n / 128 ? n / 128 : 1;
+	for (i = 0; i < n; i += step) {
+		const struct sp_mbox_msg *m = sp_mbox_msg(
+		    bridge_account_mbox(c->acct), c->view[idx[i]].id);
+
+		if (m == NULL)
+			continue;
+		if (imap_summary_get(x->cache, m->id, &sum) == 0 &&
+		    imap_summary_valid(&sum, imap_pgp_passthrough || m->own,
+		    x->gen)) {
+			imap_summary_finish(&sum);
+			continue;
+		}
+		imap_summary_finish(&sum);
+		missing++;
+	}
+	if (missing >= PREFETCH_SAMPLE_MISSING)
+		(void)bridge_account_prefetch(c->acct, err, sizeof(err));
 }
 
 static void
@@ -1580,6 +1819,7 @@ h_fetch(struct imap_conn *c, struct imap_command *cmd, int uid)
 	size_t *idx = NULL, n = 0, i, nseen = 0;
 	char err[256] = "";
 	int rc, vanished = 0, failed = 0, modseq;
+	struct fetch_ctx *x;
 
 	if (cmd->nargs < 2 || cmd->nargs > 3) {
 		reply(c, cmd, "BAD", "FETCH set items");
@@ -1643,6 +1883,16 @@ h_fetch(struct imap_conn *c, struct imap_command *cmd, int uid)
 		}
 		free(seen_ids);
 	}
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		free(idx);
+		imap_fetch_atts_finish(&f);
+		reply(c, cmd, "NO", "out of memory");
+		return;
+	}
+	x->cache = sp_session_cache(bridge_account_session(c->acct));
+	x->gen = pgp_gen(c->acct);
+	if (f.n > 0)
+		prefetch(c, x, &f, idx, n);
 	for (i = 0; i < n; i++) {
 		const struct sp_mbox_msg *m = sp_mbox_msg(mb,
 		    c->view[idx[i]].id);
@@ -1652,7 +1902,7 @@ h_fetch(struct imap_conn *c, struct imap_command *cmd, int uid)
 			continue;       /* expunged elsewhere, not yet told */
 		if (since && m->modseq <= since)
 			continue;
-		if (fetch_one(c, idx[i] + 1, m, &f, uid, modseq, err,
+		if (fetch_one(c, x, idx[i] + 1, m, &f, uid, modseq, err,
 		    sizeof(err)) != 0) {
 			failed = 1;
 			continue;
@@ -1672,6 +1922,8 @@ h_fetch(struct imap_conn *c, struct imap_command *cmd, int uid)
 		if (c->out.len > 256 * 1024)
 			imap_conn_flush(c);
 	}
+	fetch_ctx_flush(x);
+	free(x);
 	free(idx);
 	imap_fetch_atts_finish(&f);
 	if (failed)

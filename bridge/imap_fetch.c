@@ -418,6 +418,12 @@ imap_msg_data(const imap_msg *m)
 	return m->data;
 }
 
+size_t
+imap_msg_header_len(const imap_msg *m)
+{
+	return m->root.hdr_len;
+}
+
 /* ---- ENVELOPE ----------------------------------------------------------- */
 
 static void

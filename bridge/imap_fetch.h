@@ -34,6 +34,9 @@ void imap_msg_destroy(imap_msg *m);
 
 size_t imap_msg_size(const imap_msg *m);
 const uint8_t *imap_msg_data(const imap_msg *m);
+/* Bytes of the top-level header block (from offset 0, blank line
+ * included): what BODY[HEADER] returns. */
+size_t imap_msg_header_len(const imap_msg *m);
 
 /* Appends the ENVELOPE list. */
 void imap_msg_envelope(imap_msg *m, struct imap_out *o);

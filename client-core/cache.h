@@ -72,6 +72,8 @@ enum {
 	SP_CACHE_T_PINS = 7,    /* key directory: address -> pinned keys */
 	SP_CACHE_T_PGPPINS = 8, /* pgpkeys.h: address -> pinned OpenPGP key */
 	SP_CACHE_T_PGPSERVED = 9, /* pgpmail.h: message -> served form */
+	SP_CACHE_T_IMAPSUM = 10, /* bridge/imap_summary.h: message -> IMAP
+	                          * ENVELOPE, BODYSTRUCTURE, size, header */
 };
 
 struct sp_cache_opts {
