@@ -115,6 +115,16 @@ static const struct field_def fields[SP_F_MAX] = {
 	F(SP_F_MAIL_FROM, "mail_from", T_TEXT, 3, 254),
 	A(SP_F_RECIPIENTS, "recipients", T_TEXT, 3, 254),
 	F(SP_F_GATEWAY_PK, "gateway_pk", T_BYTES, 32, 32),
+	F(SP_F_FACTOR, "factor", T_UINT, 1, 3),
+	F(SP_F_FACTOR_ID, "factor_id", T_BYTES, 1, 255),
+	A(SP_F_FACTORS, "factors", T_UINT, 0, ANY),
+	A(SP_F_FACTOR_IDS, "factor_ids", T_BYTES, 1, 255),
+	F(SP_F_AUTH_DATA, "auth_data", T_BYTES, 37, 1024),
+	F(SP_F_CLIENT_DATA, "client_data", T_BYTES, 1, 1024),
+	F(SP_F_ASSERTION, "assertion", T_BYTES, 8, 80),
+	F(SP_F_OTP, "otp", T_TEXT, 6, 32),
+	F(SP_F_FACTOR_KEY, "factor_key", T_BYTES, 16, 256),
+	A(SP_F_CODES, "codes", T_TEXT, 1, 32),
 };
 
 enum { C2S = 1, S2C = 2 };
@@ -203,7 +213,23 @@ static const struct msg_def msgs[SP_MSG_TYPE_MAX + 1] = {
 	M(SP_MSG_GATEWAY_KEY, C2S, ID_REQ, SP_MSG_GATEWAY_KEY_OK, 0, 0),
 	M(SP_MSG_GATEWAY_KEY_OK, S2C, ID_REQ, 0, BIT(SP_F_GATEWAY_PK), 0),
 	M(SP_MSG_SUBMIT, C2S, ID_REQ, SP_MSG_OK, BIT(SP_F_BLOB_ID) |
-	    BIT(SP_F_MAIL_FROM) | BIT(SP_F_RECIPIENTS), 0),
+	    BIT(SP_F_MAIL_FROM) | BIT(SP_F_RECIPIENTS), 0),	/* LOGIN's other answer: the password was right, a second factor is
+	 * still needed (docs/protocol.md 6.5). */
+	M(SP_MSG_SECOND_FACTOR, S2C, ID_REQ, 0, BIT(SP_F_CHALLENGE) |
+	    BIT(SP_F_FACTORS), BIT(SP_F_FACTOR_IDS)),
+	M(SP_MSG_LOGIN_2FA, C2S, ID_REQ, SP_MSG_LOGIN_OK, BIT(SP_F_CHALLENGE) |
+	    BIT(SP_F_FACTOR), BIT(SP_F_FACTOR_ID) | BIT(SP_F_AUTH_DATA) |
+	    BIT(SP_F_CLIENT_DATA) | BIT(SP_F_ASSERTION) | BIT(SP_F_OTP)),
+	M(SP_MSG_FACTORS, C2S, ID_REQ, SP_MSG_FACTORS_OK, 0, 0),
+	/* Parallel arrays, as SESSIONS_OK. */
+	M(SP_MSG_FACTORS_OK, S2C, ID_REQ, 0, BIT(SP_F_FACTORS) |
+	    BIT(SP_F_FACTOR_IDS) | BIT(SP_F_CREATED), 0),
+	M(SP_MSG_FACTOR_ADD, C2S, ID_REQ, SP_MSG_OK, BIT(SP_F_FACTOR) |
+	    BIT(SP_F_FACTOR_KEY), BIT(SP_F_FACTOR_ID) | BIT(SP_F_OTP)),
+	M(SP_MSG_FACTOR_REMOVE, C2S, ID_REQ, SP_MSG_OK, BIT(SP_F_FACTOR),
+	    BIT(SP_F_FACTOR_ID)),
+	M(SP_MSG_RECOVERY_NEW, C2S, ID_REQ, SP_MSG_RECOVERY_CODES, 0, 0),
+	M(SP_MSG_RECOVERY_CODES, S2C, ID_REQ, 0, BIT(SP_F_CODES), 0),
 };
 
 static const char *const perr_names[SP_PERR_MAX] = {
@@ -616,7 +642,9 @@ sp_frame_decode(const uint8_t *buf, size_t len, struct sp_frame *f,
 			r.why = "key is not an unsigned integer";
 			goto malformed;
 		}
-		if (key.v >= SP_F_MAX) {
+		/* Keys not yet assigned (gaps in the table) are unknown
+		 * too. */
+		if (key.v >= SP_F_MAX || fields[key.v].name == NULL) {
 			note(&r, SP_PERR_INVALID, "unknown field");
 			if (skip_value(&r) != 0)
 				goto malformed;

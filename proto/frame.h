@@ -66,6 +66,15 @@ enum sp_msg_type {
 	SP_MSG_GATEWAY_KEY_OK = 53,
 	SP_MSG_SUBMIT = 54,         /* C->S: queue a sealed blob for outside
 	                             * recipients (docs/protocol.md 7.5) */
+	/* Second factors (docs/protocol.md 6.5). */
+	SP_MSG_SECOND_FACTOR = 56,  /* S->C: LOGIN needs a second factor */
+	SP_MSG_LOGIN_2FA = 57,      /* C->S: the second factor -> LOGIN_OK */
+	SP_MSG_FACTORS = 58,
+	SP_MSG_FACTORS_OK = 59,
+	SP_MSG_FACTOR_ADD = 60,
+	SP_MSG_FACTOR_REMOVE = 61,
+	SP_MSG_RECOVERY_NEW = 62,
+	SP_MSG_RECOVERY_CODES = 63,
 	SP_MSG_TYPE_MAX = 63
 };
 
@@ -108,7 +117,18 @@ enum sp_field {
 	SP_F_MAIL_FROM = 34,   /* text 3..254: SUBMIT's envelope sender */
 	SP_F_RECIPIENTS = 35,  /* array of text 3..254 */
 	SP_F_GATEWAY_PK = 36,  /* bytes 32: the gateway's X25519 key */
-	SP_F_MAX = 37
+	/* 37..39: outbound submission. */
+	SP_F_FACTOR = 40,      /* uint 1..3: enum sp_factor_kind */
+	SP_F_FACTOR_ID = 41,   /* bytes 1..255: a FIDO2 credential id, ... */
+	SP_F_FACTORS = 42,     /* array of uint: factor kinds */
+	SP_F_FACTOR_IDS = 43,  /* array of bytes 1..255 */
+	SP_F_AUTH_DATA = 44,   /* bytes 37..1024: WebAuthn authenticatorData */
+	SP_F_CLIENT_DATA = 45, /* bytes 1..1024: WebAuthn clientDataJSON */
+	SP_F_ASSERTION = 46,   /* bytes 8..80: FIDO2 signature (DER or raw) */
+	SP_F_OTP = 47,         /* text 6..32: TOTP or recovery code */
+	SP_F_FACTOR_KEY = 48,  /* bytes 16..256: COSE key or TOTP secret */
+	SP_F_CODES = 49,       /* array of text 1..32: new recovery codes */
+	SP_F_MAX = 50
 };
 
 /* Error codes carried in SP_MSG_ERROR's SP_F_CODE. */
@@ -131,6 +151,13 @@ enum sp_proto_err {
 	SP_PERR_INVALID = 16,    /* a field's value is not acceptable */
 	SP_PERR_INTERNAL = 17,   /* server fault; nothing was changed */
 	SP_PERR_MAX
+};
+
+/* Second factor kinds (SP_F_FACTOR). */
+enum sp_factor_kind {
+	SP_FACTOR_FIDO2 = 1,
+	SP_FACTOR_TOTP = 2,
+	SP_FACTOR_RECOVERY = 3
 };
 
 /* One value.  For an array field k, f[k].u is the index of its first item

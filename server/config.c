@@ -23,6 +23,7 @@ sp_config_defaults(struct sp_server_config *c)
 	c->kdf_min_ops = 2;
 	c->kdf_min_mem_kib = 65536;
 	c->session_days = 90;
+	c->security_events = 1;
 	c->register_per_hour = 5;
 	c->prelogin_per_minute = 30;
 	c->keys_per_minute = 60;
@@ -178,6 +179,10 @@ sp_config_set(struct sp_server_config *c, const char *key, const char *v,
 	if (!strcmp(key, "worker-threads"))
 		return set_int(&c->worker_threads, v, 1, 1024, key, errbuf,
 		    errlen);
+	if (!strcmp(key, "security-events"))
+		return set_bool(&c->security_events, v, key, errbuf, errlen);
+	if (!strcmp(key, "rp-id"))
+		return set_str(c->rp_id, sizeof(c->rp_id), v, key, errbuf, errlen);
 	if (!strcmp(key, "metrics-public"))
 		return set_bool(&c->metrics_public, v, key, errbuf, errlen);
 	if (!strcmp(key, "no-sync"))

@@ -37,6 +37,8 @@ struct sp_server_config {
 	int keys_per_minute;        /* KEYS_GET per source, 60 */
 	uint64_t blob_max;          /* bytes, 64 MiB */
 	int metrics_public;         /* 0: /metrics to loopback peers only */
+	char rp_id[254];            /* FIDO2 relying party; "" = first domain */
+	int security_events;        /* 1: events into accounts' logs (default) */
 	int worker_threads;         /* thread pool for store calls, 32 */
 	int no_sync;                /* benchmarks only: skip fsync */
 	int verbose;

@@ -222,6 +222,40 @@ int sp_store_session_delete(sp_store *s, const uint8_t token_hash[32]);
 int sp_store_session_list(sp_store *s, const char *address,
     int (*fn)(const struct sp_store_session *ss, void *arg), void *arg);
 
+/* ---- second factors (the sync server's; values opaque here) ----------- */
+
+/*
+ * Each account holds factors named by (kind 1..255, id of 0..
+ * SP_STORE_FACTOR_ID_MAX bytes) with a value of 1..SP_STORE_FACTOR_VALUE_MAX
+ * bytes the caller encodes (server/sync/sync_factors.c).  All go with the
+ * account.  ENOENT for no such account or factor.
+ */
+#define SP_STORE_FACTOR_ID_MAX 255
+#define SP_STORE_FACTOR_VALUE_MAX 4096
+#define SP_STORE_FACTORS_MAX 64     /* callers keep to this many */
+
+/* Creates or replaces; with excl, EEXIST if it exists. */
+int sp_store_factor_put(sp_store *s, const char *address, unsigned kind,
+    const void *id, size_t id_len, const void *val, size_t len, int excl);
+/* Replaces the value only if it is still exactly old (compare and swap):
+ * SP_STORE_ECONFLICT if another writer changed it first. */
+int sp_store_factor_swap(sp_store *s, const char *address, unsigned kind,
+    const void *id, size_t id_len, const void *old, size_t old_len,
+    const void *val, size_t len);
+/* *val_r is malloc'd, the caller's. */
+int sp_store_factor_get(sp_store *s, const char *address, unsigned kind,
+    const void *id, size_t id_len, uint8_t **val_r, size_t *len_r);
+/* Deletes one factor (ENOENT if absent: of two callers deleting the same
+ * one-time code, exactly one gets 0), or with id_len 0 every factor of
+ * that kind (0 even if there was none). */
+int sp_store_factor_delete(sp_store *s, const char *address, unsigned kind,
+    const void *id, size_t id_len);
+/* Calls fn for each factor of the account in (kind, id) order; pointers
+ * valid only during the call; fn returning non-zero stops the walk. */
+int sp_store_factor_list(sp_store *s, const char *address,
+    int (*fn)(unsigned kind, const uint8_t *id, size_t id_len,
+    const uint8_t *val, size_t len, void *arg), void *arg);
+
 /* ---- the gateway's outbound queue -------------------------------------- */
 
 /*

@@ -17,6 +17,7 @@
  *   queue      due || queue id -> entry
  *   queueid    queue id -> due
  *   invites    BLAKE2b-256 of the token -> expires (u64)
+ *   factors    acct id || kind u8 || factor id -> value (opaque)
  *
  * Accounts get an internal number at creation, never reused, so that the
  * log, sessions and blob references key on 8 bytes instead of repeating
@@ -95,13 +96,14 @@ enum {
 	DB_QUEUE,
 	DB_QUEUEID,
 	DB_INVITES,
+	DB_FACTORS,
 	DB_COUNT
 };
 
 static const char *const db_names[DB_COUNT] = {
 	"meta", "accounts", "vaults", "pubkeys", "log", "logmeta", "blobs",
 	"blobmeta", "blobrefs", "sessions", "sessidx", "queue", "queueid",
-	"invites",
+	"invites", "factors",
 };
 
 typedef int (*op_fn)(sp_store *s, MDB_txn *txn, void *arg);
@@ -1161,6 +1163,8 @@ run_account_delete(sp_store *s, MDB_txn *txn, void *arg)
 	sp_put_be64(idk, x.id);
 	if ((rc = del_prefix(s, txn, s->db[DB_SESSIDX], idk, 8,
 	    each_session_drop, NULL)) != 0 ||
+	    (rc = del_prefix(s, txn, s->db[DB_FACTORS], idk, 8, NULL,
+	    NULL)) != 0 ||
 	    (rc = del_prefix(s, txn, s->db[DB_BLOBREFS], idk, 8,
 	    each_ref_drop, NULL)) != 0 ||
 	    (rc = del_prefix(s, txn, s->db[DB_LOG], idk, 8, NULL, NULL)) != 0 ||
@@ -2635,4 +2639,219 @@ sp_store_backup(sp_store *s, const char *path)
 	if (rc != 0)
 		(void)unlink(file);
 	return err_map(rc);
+}
+
+/* ---- second factors ----------------------------------------------------- */
+
+struct factor_arg {
+	char addr[SP_STORE_ADDR_MAX + 1];
+	uint8_t key[8 + 1 + SP_STORE_FACTOR_ID_MAX];
+	size_t klen;
+	const void *old, *val;
+	size_t old_len, len;
+	int excl;
+};
+
+/* The key needs the account's number, so it is completed in the txn. */
+static int
+factor_key(sp_store *s, MDB_txn *txn, struct factor_arg *p)
+{
+	struct acct x;
+	int rc;
+
+	if ((rc = acct_load(s, txn, p->addr, &x)) != 0)
+		return rc;
+	sp_put_be64(p->key, x.id);
+	return 0;
+}
+
+static int
+factor_arg_init(struct factor_arg *p, const char *address, unsigned kind,
+    const void *id, size_t id_len)
+{
+	int rc;
+
+	if (kind == 0 || kind > 255 || id_len > SP_STORE_FACTOR_ID_MAX ||
+	    (id_len > 0 && id == NULL))
+		return EINVAL;
+	if ((rc = addr_norm(address, p->addr)) != 0)
+		return rc;
+	p->key[8] = (uint8_t)kind;
+	if (id_len > 0)
+		memcpy(p->key + 9, id, id_len);
+	p->klen = 9 + id_len;
+	return 0;
+}
+
+static int
+run_factor_put(sp_store *s, MDB_txn *txn, void *arg)
+{
+	struct factor_arg *p = arg;
+	MDB_val v;
+	int rc;
+
+	if ((rc = factor_key(s, txn, p)) != 0)
+		return rc;
+	if (p->old != NULL || p->old_len > 0) {
+		/* Compare and swap: counters and used TOTP steps only move
+		 * forward even when two logins race. */
+		if ((rc = db_get(txn, s->db[DB_FACTORS], p->key, p->klen,
+		    &v)) != 0)
+			return rc;
+		if (v.mv_size != p->old_len ||
+		    memcmp(v.mv_data, p->old, p->old_len) != 0)
+			return SP_STORE_ECONFLICT;
+	}
+	return db_put(txn, s->db[DB_FACTORS], p->key, p->klen, p->val, p->len,
+	    p->excl ? MDB_NOOVERWRITE : 0);
+}
+
+int
+sp_store_factor_put(sp_store *s, const char *address, unsigned kind,
+    const void *id, size_t id_len, const void *val, size_t len, int excl)
+{
+	struct factor_arg p = { .val = val, .len = len, .excl = excl };
+	int rc;
+
+	if (s == NULL || val == NULL || len == 0 ||
+	    len > SP_STORE_FACTOR_VALUE_MAX)
+		return EINVAL;
+	if ((rc = factor_arg_init(&p, address, kind, id, id_len)) != 0)
+		return rc;
+	return store_write(s, run_factor_put, &p);
+}
+
+int
+sp_store_factor_swap(sp_store *s, const char *address, unsigned kind,
+    const void *id, size_t id_len, const void *old, size_t old_len,
+    const void *val, size_t len)
+{
+	struct factor_arg p = { .old = old, .old_len = old_len, .val = val,
+	    .len = len };
+	int rc;
+
+	if (s == NULL || val == NULL || len == 0 || old == NULL ||
+	    old_len == 0 || len > SP_STORE_FACTOR_VALUE_MAX)
+		return EINVAL;
+	if ((rc = factor_arg_init(&p, address, kind, id, id_len)) != 0)
+		return rc;
+	return store_write(s, run_factor_put, &p);
+}
+
+int
+sp_store_factor_get(sp_store *s, const char *address, unsigned kind,
+    const void *id, size_t id_len, uint8_t **val_r, size_t *len_r)
+{
+	struct factor_arg p = { 0 };
+	MDB_txn *txn;
+	MDB_val v;
+	int rc;
+
+	if (s == NULL || val_r == NULL || len_r == NULL)
+		return EINVAL;
+	*val_r = NULL;
+	*len_r = 0;
+	if ((rc = factor_arg_init(&p, address, kind, id, id_len)) != 0)
+		return rc;
+	if ((rc = txn_begin(s, MDB_RDONLY, &txn)) != 0)
+		return err_map(rc);
+	if ((rc = factor_key(s, txn, &p)) == 0 &&
+	    (rc = db_get(txn, s->db[DB_FACTORS], p.key, p.klen, &v)) == 0)
+		rc = dup_out(&v, val_r, len_r);
+	txn_end(s, txn);
+	return err_map(rc);
+}
+
+/* Deleting is how a one-time code is used: exactly one caller gets 0. */
+static int
+run_factor_delete(sp_store *s, MDB_txn *txn, void *arg)
+{
+	struct factor_arg *p = arg;
+	int rc;
+
+	if ((rc = factor_key(s, txn, p)) != 0)
+		return rc;
+	if (p->klen > 9)
+		return db_del(txn, s->db[DB_FACTORS], p->key, p->klen);
+	return del_prefix(s, txn, s->db[DB_FACTORS], p->key, 9, NULL, NULL);
+}
+
+int
+sp_store_factor_delete(sp_store *s, const char *address, unsigned kind,
+    const void *id, size_t id_len)
+{
+	struct factor_arg p = { 0 };
+	int rc;
+
+	if (s == NULL)
+		return EINVAL;
+	if ((rc = factor_arg_init(&p, address, kind, id, id_len)) != 0)
+		return rc;
+	return store_write(s, run_factor_delete, &p);
+}
+
+/* Factors are few per account (the sync server allows
+ * SP_STORE_FACTORS_MAX): one read transaction copies them all. */
+int
+sp_store_factor_list(sp_store *s, const char *address,
+    int (*fn)(unsigned kind, const uint8_t *id, size_t id_len,
+    const uint8_t *val, size_t len, void *arg), void *arg)
+{
+	struct factor_arg p = { 0 };
+	struct buf b = { 0 };
+	MDB_cursor *c = NULL;
+	MDB_txn *txn;
+	MDB_val k, v;
+	size_t off, n = 0;
+	int rc;
+
+	if (s == NULL || fn == NULL)
+		return EINVAL;
+	if ((rc = factor_arg_init(&p, address, 1, NULL, 0)) != 0)
+		return rc;
+	if ((rc = txn_begin(s, MDB_RDONLY, &txn)) != 0)
+		return err_map(rc);
+	if ((rc = factor_key(s, txn, &p)) != 0 ||
+	    (rc = mdb_cursor_open(txn, s->db[DB_FACTORS], &c)) != 0)
+		goto out_txn;
+	k = mv(p.key, 8);
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size > 8 && memcmp(k.mv_data, p.key, 8) == 0) {
+		uint8_t hdr[4];
+
+		/* Values fit the 16-bit lengths (VALUE_MAX); a list past
+		 * what any caller writes means a damaged database. */
+		if (n++ == SP_STORE_FACTORS_MAX * 2 ||
+		    v.mv_size > SP_STORE_FACTOR_VALUE_MAX) {
+			rc = SP_STORE_ECORRUPT;
+			break;
+		}
+		hdr[0] = (uint8_t)((k.mv_size - 8) >> 8);
+		hdr[1] = (uint8_t)(k.mv_size - 8);
+		hdr[2] = (uint8_t)(v.mv_size >> 8);
+		hdr[3] = (uint8_t)v.mv_size;
+		if ((rc = buf_add(&b, hdr, 4)) != 0 ||
+		    (rc = buf_add(&b, (uint8_t *)k.mv_data + 8,
+		    k.mv_size - 8)) != 0 ||
+		    (rc = buf_add(&b, v.mv_data, v.mv_size)) != 0)
+			break;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	mdb_cursor_close(c);
+out_txn:
+	txn_end(s, txn);
+	rc = err_map(rc);
+	/* Callbacks run outside the transaction (see the top comment). */
+	for (off = 0; rc == 0 && off < b.len;) {
+		size_t kl = (size_t)b.p[off] << 8 | b.p[off + 1];
+		size_t vl = (size_t)b.p[off + 2] << 8 | b.p[off + 3];
+		const uint8_t *kp = b.p + off + 4;
+
+		rc = fn(kp[0], kp + 1, kl - 1, kp + kl, vl, arg);
+		off += 4 + kl + vl;
+	}
+	free(b.p);
+	return rc;
 }

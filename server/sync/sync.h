@@ -80,6 +80,17 @@ struct sp_conn {
 	int subscribed;
 	uint64_t next_seq;          /* next record this subscriber needs */
 	int sub_reading;            /* a catch-up read is in flight */
+	/* LOGIN passed the password, a second factor is awaited here
+	 * (sync_factors.c); expires 0 when none is. */
+	struct {
+		char address[SP_STORE_ADDR_MAX + 1];
+		uint8_t challenge[32];
+		char device[64];
+		uint64_t expires;       /* sp_now_ns() deadline */
+		int tries;
+	} mfa;
+	uint64_t mfa_time;          /* sp_now_ns() of a second factor passed
+	                             * here; 0 if none (FACTOR_REMOVE) */
 };
 LIST_HEAD(sp_connlist, sp_conn);
 
@@ -183,6 +194,43 @@ const struct sp_handler *sp_handler_find(uint32_t type);
 void sp_job_reply_error(struct sp_job *j, int code, const char *msg);
 void sp_job_reply(struct sp_job *j, struct sp_frame *f);
 int sp_store_to_proto(int rc);
+
+/* The end of a successful LOGIN or LOGIN_2FA: a session (work), then
+ * the connection logged in (done). */
+void sp_login_grant(struct sp_job *j, const char *device, size_t dlen);
+void sp_login_granted(struct sp_job *j);
+
+/* sync_factors.c: second factors (docs/protocol.md 6.5) and security
+ * events (docs/format.md 12.5). */
+#define SP_JOB_SECOND_FACTOR (-2)   /* j->rc: SECOND_FACTOR was sent */
+enum sp_event_type {
+	SP_EVENT_LOGIN = 1,         /* a new session (device) */
+	SP_EVENT_FACTOR_ADDED = 2,
+	SP_EVENT_FACTOR_REMOVED = 3,
+	SP_EVENT_PASSWORD = 4,
+	SP_EVENT_KEYS = 5,
+	SP_EVENT_COUNTER = 6,       /* a FIDO2 counter went backwards */
+	SP_EVENT_RECOVERY_USED = 7
+};
+/* LOGIN's work, after the password: 1 if the account needs a second
+ * factor (SECOND_FACTOR queued, j->rc = SP_JOB_SECOND_FACTOR). */
+int sp_factors_login_gate(struct sp_job *j);
+void sp_factors_login_pending(struct sp_job *j);
+/* Seals an event to the account's encryption key and appends it to its
+ * log (any thread but the loop's: it commits).  Best effort: a failure
+ * does not undo what happened. */
+int sp_factors_event(struct sp_sync *s, const char *address, unsigned type,
+    const char *detail);
+void sp_login2fa_check(struct sp_job *j);
+void sp_login2fa_work(struct sp_job *j);
+void sp_login2fa_done(struct sp_job *j);
+void sp_factors_work(struct sp_job *j);
+void sp_factor_add_check(struct sp_job *j);
+void sp_factor_add_work(struct sp_job *j);
+void sp_factor_remove_check(struct sp_job *j);
+void sp_factor_remove_work(struct sp_job *j);
+void sp_recovery_new_work(struct sp_job *j);
+void sp_factor_changed(struct sp_job *j);
 
 /* sync_hub.c */
 struct sp_acct *sp_acct_get(struct sp_sync *s, const char *address,

@@ -362,12 +362,6 @@ login_work(struct sp_job *j)
 {
 	sp_store *st = j->conn->srv->store;
 	struct sp_store_account a;
-	struct sp_store_session ss;
-	struct sp_frame r;
-	uint8_t token[32], *vault = NULL;
-	size_t vlen;
-	uint64_t last = 0;
-	int rc;
 
 	j->rc = SP_PERR_DENIED;
 	if (sp_store_account_get(st, j->address, &a) != 0 ||
@@ -376,20 +370,43 @@ login_work(struct sp_job *j)
 	    j->f.f[SP_F_SIGNATURE].ptr) != 0)
 		return sp_job_reply_error(j, SP_PERR_DENIED,
 		    "login failed");
+	/* The password is right; an account with second factors gets
+	 * SECOND_FACTOR instead of a session (sync_factors.c). */
+	if (sp_factors_login_gate(j))
+		return;
+	sp_login_grant(j, (const char *)j->f.f[SP_F_DEVICE].ptr,
+	    sp_frame_has(&j->f, SP_F_DEVICE) ? j->f.f[SP_F_DEVICE].len : 0);
+}
+
+/* Every factor passed: a new session, its token and the vault.  Also the
+ * end of LOGIN_2FA. */
+void
+sp_login_grant(struct sp_job *j, const char *device, size_t dlen)
+{
+	sp_store *st = j->conn->srv->store;
+	struct sp_store_session ss;
+	struct sp_frame r;
+	uint8_t token[32], *vault = NULL;
+	size_t vlen;
+	uint64_t last = 0;
+	int rc;
+
 	randombytes_buf(token, sizeof(token));
 	memset(&ss, 0, sizeof(ss));
 	hash_token(token, ss.token_hash);
 	memcpy(ss.address, j->address, strlen(j->address) + 1);
-	if (sp_frame_has(&j->f, SP_F_DEVICE)) {
-		size_t n = j->f.f[SP_F_DEVICE].len;
-
-		memcpy(ss.device, j->f.f[SP_F_DEVICE].ptr,
-		    n < sizeof(ss.device) ? n : sizeof(ss.device) - 1);
-	}
+	if (dlen > 0)
+		memcpy(ss.device, device,
+		    dlen < sizeof(ss.device) ? dlen : sizeof(ss.device) - 1);
 	ss.created = ss.last_seen = now_s();
 	session_make_room(st, j->address);
-	if ((rc = sp_store_session_put(st, &ss)) != 0 ||
-	    (rc = sp_store_vault_get(st, j->address, &vault, &vlen)) != 0 ||
+	if ((rc = sp_store_session_put(st, &ss)) != 0) {
+		sodium_memzero(token, sizeof(token));
+		return reply_store_error(j, rc);
+	}
+	/* Before the reply's `last`, so the new device sees its own event. */
+	sp_factors_event(j->conn->srv, j->address, SP_EVENT_LOGIN, ss.device);
+	if ((rc = sp_store_vault_get(st, j->address, &vault, &vlen)) != 0 ||
 	    (rc = sp_store_log_last(st, j->address, &last)) != 0) {
 		free(vault);
 		sodium_memzero(token, sizeof(token));
@@ -425,14 +442,25 @@ login_done(struct sp_job *j)
 {
 	struct sp_sync *s = j->conn->srv;
 
+	if (j->rc == SP_JOB_SECOND_FACTOR)
+		return sp_factors_login_pending(j);
 	if (j->rc != 0) {
 		sp_auth_failed(s->auth, j->address, j->conn->peer_key);
 		s->m.logins_failed++;
 		return;
 	}
+	sp_login_granted(j);
+}
+
+void
+sp_login_granted(struct sp_job *j)
+{
+	struct sp_sync *s = j->conn->srv;
+
 	s->m.logins_ok++;
 	become_authenticated(j);
 	j->conn->login_time = sp_now_ns();
+	sp_hub_external(s, j->address);     /* the login event */
 }
 
 static void
@@ -652,7 +680,15 @@ vault_put_work(struct sp_job *j)
 	    j->f.f[SP_F_AUTH_PK].ptr, j->f.f[SP_F_KDF_PARAMS].ptr);
 	if (rc != 0)
 		return reply_store_error(j, rc);
+	sp_factors_event(j->conn->srv, j->conn->address, SP_EVENT_PASSWORD,
+	    "");
 	reply_ok(j);
+}
+
+static void
+vault_put_done(struct sp_job *j)
+{
+	sp_hub_external(j->conn->srv, j->conn->address);
 }
 
 /* ---- the log ------------------------------------------------------------ */
@@ -822,6 +858,20 @@ deliver_check(struct sp_job *j)
 	if (field_address(&j->f, SP_F_RECIPIENT, j->address) != 0)
 		return sp_job_reply_error(j, SP_PERR_INVALID,
 		    "recipient is not a mail address");
+	/* Change records (envelope v1 kind 3, format.md 12) never travel
+	 * between accounts: one sealed to an account is a security event
+	 * of the server's, which no other account may forge. */
+	{
+		const struct sp_frame_item *it;
+		size_t n, i;
+
+		it = sp_frame_array(&j->f, SP_F_RECORDS, &n);
+		for (i = 0; i < n; i++)
+			if (it[i].len >= 2 && it[i].ptr[0] == 1 &&
+			    it[i].ptr[1] == 3)
+				return sp_job_reply_error(j, SP_PERR_INVALID,
+				    "change records cannot be delivered");
+	}
 	/* Per-sender limit: records per minute, across its connections. */
 	if (a->deliver_minute != minute) {
 		a->deliver_minute = minute;
@@ -1156,7 +1206,8 @@ static const struct sp_handler handlers[] = {
 	H(LOGOUT, AUTH, AUTH, NULL, logout_work, logout_done, 0),
 	H(SESSIONS, AUTH, AUTH, NULL, sessions_work, NULL, 0),
 	H(REVOKE, AUTH, AUTH, NULL, revoke_work, revoke_done, 0),
-	H(VAULT_PUT, AUTH, AUTH, vault_put_check, vault_put_work, NULL, 0),
+	H(VAULT_PUT, AUTH, AUTH, vault_put_check, vault_put_work, vault_put_done,
+	    0),
 	H(APPEND, AUTH, AUTH, records_check, append_work, append_done, 1),
 	H(READ, AUTH, AUTH, NULL, read_work, NULL, 0),
 	H(SUBSCRIBE, AUTH, AUTH, NULL, subscribe_work, subscribe_done, 0),
@@ -1166,6 +1217,15 @@ static const struct sp_handler handlers[] = {
 	H(BLOB_FINISH, AUTH, AUTH, NULL, blob_finish_work, NULL, 0),
 	H(BLOB_GET, AUTH, AUTH, NULL, blob_get_work, NULL, 0),
 	H(BLOB_DELETE, AUTH, AUTH, NULL, blob_delete_work, NULL, 0),
+	H(LOGIN_2FA, OPEN, OPEN, sp_login2fa_check, sp_login2fa_work,
+	    sp_login2fa_done, 0),
+	H(FACTORS, AUTH, AUTH, NULL, sp_factors_work, NULL, 0),
+	H(FACTOR_ADD, AUTH, AUTH, sp_factor_add_check, sp_factor_add_work,
+	    sp_factor_changed, 0),
+	H(FACTOR_REMOVE, AUTH, AUTH, sp_factor_remove_check,
+	    sp_factor_remove_work, sp_factor_changed, 0),
+	H(RECOVERY_NEW, AUTH, AUTH, NULL, sp_recovery_new_work,
+	    sp_factor_changed, 0),
 	H(COMPACT, AUTH, AUTH, NULL, compact_work, NULL, 0),
 	H(GATEWAY_KEY, AUTH, AUTH, NULL, gateway_key_work, NULL, 0),
 	H(SUBMIT, AUTH, AUTH, submit_check, submit_work, NULL, 0),

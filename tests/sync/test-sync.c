@@ -562,7 +562,7 @@ static void
 t_malformed_frames(void)
 {
 	static const uint8_t garbage[] = { 0xff, 0x00, 0x13, 0x37 };
-	static const uint8_t unknown[] = { 0xa2, 0x00, 0x18, 0x3e, 0x01, 0x05 };
+	static const uint8_t unknown[] = { 0xa2, 0x00, 0x18, 0x27, 0x01, 0x05 };
 	sp_client *c;
 	struct sp_client_msg *m;
 	uint8_t *big;
@@ -584,7 +584,7 @@ t_malformed_frames(void)
 	CHECK(sp_client_is_closed(c));
 	sp_client_close(c);
 
-	/* Unknown message type 62, id 5: an error reply, connection open. */
+	/* Unknown message type 39, id 5: an error reply, connection open. */
 	c = srv_connect(&S, "m3");
 	CHECK_RC(sp_client_send_raw(c, unknown, sizeof(unknown), 1), 0);
 	CHECK(sp_client_wait(c, 5, &m) == 0 &&
