@@ -72,6 +72,50 @@ cbor_fixed_bytes(const cbor_item_t *it, uint8_t *out, size_t n)
 	return 0;
 }
 
+/*
+ * Before libcbor sees it: one definite map of at most 8 pairs whose keys
+ * and values are integers or definite byte strings that fit the input.
+ * libcbor allocates what a header declares, so a 256-byte key declaring a
+ * huge array must never reach it.
+ */
+static int
+cose_shape_ok(const uint8_t *p, size_t len)
+{
+	size_t i = 1, n, item;
+
+	if (len == 0 || p[0] < 0xa0 || p[0] > 0xa8)
+		return 0;
+	for (item = 0; item < (size_t)(p[0] - 0xa0) * 2; item++) {
+		unsigned major, ai;
+		uint64_t arg;
+
+		if (i >= len)
+			return 0;
+		major = p[i] >> 5;
+		ai = p[i] & 0x1f;
+		i++;
+		if (major > 2)
+			return 0;
+		if (ai < 24) {
+			arg = ai;
+		} else if (ai == 24 || ai == 25) {
+			n = ai == 24 ? 1 : 2;
+			if (len - i < n)
+				return 0;
+			arg = n == 1 ? p[i] : (uint64_t)p[i] << 8 | p[i + 1];
+			i += n;
+		} else {
+			return 0;       /* longer forms never fit 256 bytes */
+		}
+		if (major == 2) {
+			if (arg > len - i)
+				return 0;
+			i += (size_t)arg;
+		}
+	}
+	return i == len;
+}
+
 int
 sp_cose_parse(const uint8_t *cose, size_t len, struct sp_cose_key *k)
 {
@@ -83,7 +127,8 @@ sp_cose_parse(const uint8_t *cose, size_t len, struct sp_cose_key *k)
 	size_t i, n;
 
 	memset(k, 0, sizeof(*k));
-	if (cose == NULL || len == 0 || len > SP_COSE_MAX)
+	if (cose == NULL || len == 0 || len > SP_COSE_MAX ||
+	    !cose_shape_ok(cose, len))
 		return SP_EFORMAT;
 	/* libcbor's nesting is bounded by the input's length (256 bytes). */
 	m = cbor_load(cose, len, &res);
