@@ -3,11 +3,16 @@
 here unprivileged with its own configuration in a temporary directory, a
 maildir) holding the same N messages, in one run.  Measures for both:
 
-- UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE);
+- UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE),
+  first (for the bridge: bodies fetched pipelined from the server and
+  summarised, bridge/imap_summary.h) and again (summaries only);
 - an mbsync first full sync of INBOX into an empty maildir;
 - UID SEARCH TEXT rareword (the bridge's first one builds its encrypted
   index, so the first and a second run are printed);
 - peak RSS (VmHWM: the bridge process; the sum over Dovecot's processes).
+  The bridge here unlocks its cache key with the password (no desktop
+  keyring), so its peak is the one-off 256 MiB Argon2id at start; the
+  RSS after the work is the figure for serving.
 
 Prints each figure and its ratio to Dovecot (bridge / Dovecot: time
 ratios above 1 mean the bridge is slower).  Never fails on speed.
