@@ -54,7 +54,7 @@ sp_account_create(sp_client *c, const struct sp_account_new *n,
 	struct sp_login_keys *lk = NULL;
 	sp_keyset *ks = NULL;
 	uint8_t *rkey = NULL, *vault = NULL, *pub = NULL, *pgp = NULL;
-	uint8_t params[SP_KDF_PARAMSBYTES];
+	uint8_t params[SP_KDF_PARAMSBYTES], rpk[32], *rsk = NULL;
 	size_t vlen, plen, pgp_len = 0;
 	struct sp_frame f;
 	struct sp_client_msg *m = NULL;
@@ -79,6 +79,14 @@ sp_account_create(sp_client *c, const struct sp_account_new *n,
 		snprintf(err, errlen, "making keys: %s", sp_strerror(rc));
 		goto out;
 	}
+	/* The recovery login key (protocol.md 6.6): the way back in when
+	 * the password is lost. */
+	if ((rsk = sodium_malloc(64)) == NULL ||
+	    (rc = sp_recovery_login_keys(rkey, rpk, rsk)) != 0) {
+		rc = rc ? rc : SP_ENOMEM;
+		snprintf(err, errlen, "making keys: %s", sp_strerror(rc));
+		goto out;
+	}
 	sp_kdf_params_encode(&p, params);
 	sp_frame_init(&f, SP_MSG_REGISTER, 0);
 	sp_frame_set_text(&f, SP_F_ADDRESS, n->address);
@@ -86,6 +94,7 @@ sp_account_create(sp_client *c, const struct sp_account_new *n,
 	sp_frame_set_bytes(&f, SP_F_KDF_PARAMS, params, sizeof(params));
 	sp_frame_set_bytes(&f, SP_F_VAULT, vault, vlen);
 	sp_frame_set_bytes(&f, SP_F_PUBKEYS, pub, plen);
+	sp_frame_set_bytes(&f, SP_F_RECOVERY_PK, rpk, sizeof(rpk));
 	if (n->invite)
 		sp_frame_set_text(&f, SP_F_INVITE, n->invite);
 	rc = sp_client_call(c, &f, &m);
@@ -101,6 +110,7 @@ out:
 	sp_login_keys_free(lk);
 	sp_keyset_destroy(ks);
 	sodium_free(rkey);
+	sodium_free(rsk);
 	return rc;
 }
 
@@ -166,5 +176,94 @@ out:
 	sodium_memzero(sig, sizeof(sig));
 	sp_client_msg_free(m);
 	sp_login_keys_free(lk);
+	return rc;
+}
+
+int
+sp_account_recover(sp_client *c, const char *address,
+    const char *recovery_text, const char *new_password, size_t new_len,
+    uint32_t kdf_ops, uint32_t kdf_mem_kib, const char *device, char *err,
+    size_t errlen)
+{
+	struct sp_kdf_params p;
+	struct sp_login_keys *lk = NULL;
+	struct sp_frame f;
+	struct sp_client_msg *m = NULL;
+	uint8_t *rkey = NULL, *rsk = NULL, *vault = NULL;
+	uint8_t chal[32], sig[64], rpk[32], params[SP_KDF_PARAMSBYTES];
+	size_t vlen = 0;
+	int rc;
+
+	if ((rkey = sodium_malloc(SP_RECOVERY_KEYBYTES)) == NULL ||
+	    (rsk = sodium_malloc(64)) == NULL) {
+		rc = SP_ENOMEM;
+		goto out;
+	}
+	if ((rc = sp_recovery_decode(recovery_text, rkey)) != 0) {
+		snprintf(err, errlen, "that is not a valid recovery key (a "
+		    "letter or digit is wrong or missing)");
+		goto out;
+	}
+	if ((rc = sp_recovery_login_keys(rkey, rpk, rsk)) != 0)
+		goto out;
+	sp_frame_init(&f, SP_MSG_PRELOGIN, 0);
+	sp_frame_set_text(&f, SP_F_ADDRESS, address);
+	rc = sp_client_call(c, &f, &m);
+	if ((rc = check_reply(rc, m, SP_MSG_PRELOGIN_OK, "recovery", err,
+	    errlen)) != 0)
+		goto out;
+	memcpy(chal, m->f.f[SP_F_CHALLENGE].ptr, sizeof(chal));
+	sp_client_msg_free(m);
+	m = NULL;
+	if ((rc = sp_recovery_sign_challenge(rsk, chal, sizeof(chal),
+	    sig)) != 0)
+		goto out;
+	sp_frame_init(&f, SP_MSG_RECOVER, 0);
+	sp_frame_set_text(&f, SP_F_ADDRESS, address);
+	sp_frame_set_bytes(&f, SP_F_CHALLENGE, chal, sizeof(chal));
+	sp_frame_set_bytes(&f, SP_F_SIGNATURE, sig, sizeof(sig));
+	if (device)
+		sp_frame_set_text(&f, SP_F_DEVICE, device);
+	rc = sp_client_call(c, &f, &m);
+	if (rc == 0 && m->f.type == SP_MSG_SECOND_FACTOR) {
+		snprintf(err, errlen, "recovery: this account also needs its "
+		    "second factor; recovering such an account from the "
+		    "command line is not supported yet");
+		rc = SP_EAUTH;
+		goto out;
+	}
+	if ((rc = check_reply(rc, m, SP_MSG_LOGIN_OK, "recovery", err,
+	    errlen)) != 0)
+		goto out;
+	/* The vault as it is, with a new password slot; the recovery slot
+	 * and the key set are copied, so the same recovery key still
+	 * works.  The server's parameters are not trusted: ours are new. */
+	if ((rc = sp_kdf_params_new(&p, kdf_ops, kdf_mem_kib)) != 0 ||
+	    (rc = sp_kdf_derive(new_password, new_len, &p, &lk)) != 0 ||
+	    (rc = sp_vault_rewrap(m->f.f[SP_F_VAULT].ptr,
+	    m->f.f[SP_F_VAULT].len, SP_VAULT_SLOT_RECOVERY, rkey,
+	    lk->vault_key, &p, &vault, &vlen)) != 0) {
+		snprintf(err, errlen, "recovery: %s", rc == SP_EAUTH ?
+		    "the recovery key does not open this account's vault" :
+		    sp_strerror(rc));
+		goto out;
+	}
+	sp_client_msg_free(m);
+	m = NULL;
+	sp_kdf_params_encode(&p, params);
+	sp_frame_init(&f, SP_MSG_VAULT_PUT, 0);
+	sp_frame_set_bytes(&f, SP_F_VAULT, vault, vlen);
+	sp_frame_set_bytes(&f, SP_F_AUTH_PK, lk->auth_pk, 32);
+	sp_frame_set_bytes(&f, SP_F_KDF_PARAMS, params, sizeof(params));
+	rc = sp_client_call(c, &f, &m);
+	rc = check_reply(rc, m, SP_MSG_OK, "recovery: setting the new "
+	    "password", err, errlen);
+out:
+	sodium_memzero(sig, sizeof(sig));
+	sp_client_msg_free(m);
+	free(vault);
+	sp_login_keys_free(lk);
+	sodium_free(rkey);
+	sodium_free(rsk);
 	return rc;
 }

@@ -54,4 +54,17 @@ int sp_account_login(sp_client *c, const char *address, const char *password,
     size_t password_len, const char *device, sp_keyset **ks_r,
     uint8_t token_r[32], uint64_t *last_r, char *err, size_t errlen);
 
+/*
+ * Recovery (protocol.md 6.6): proves the recovery key (its text form),
+ * receives the vault, opens its recovery slot and replaces the password
+ * slot with one for new_password (Argon2id cost kdf_ops/kdf_mem_kib, 0 =
+ * defaults), all on connection c, which ends logged in.  The recovery key
+ * stays valid.  Accounts registered before recovery login existed, or
+ * with second factors, cannot recover this way (a clear error says so).
+ */
+int sp_account_recover(sp_client *c, const char *address,
+    const char *recovery_text, const char *new_password, size_t new_len,
+    uint32_t kdf_ops, uint32_t kdf_mem_kib, const char *device, char *err,
+    size_t errlen);
+
 #endif

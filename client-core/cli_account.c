@@ -12,8 +12,7 @@
  * device's session would need a second, not yet logged-in connection to
  * the session's server, which session.h does not offer.)
  *
- * recover: protocol version 1 has no way to authenticate with the recovery
- * key (see cmd_recover), so it checks the key and says so.
+ * recover: the recovery login (protocol.md 6.6) sets a new password.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +45,8 @@ account_usage(void)
 	    "[--new-password-file F] [--revoke-others]\n"
 	    "       sealpost account devices [--cache DIR] "
 	    "[--revoke SESSION_ID]\n"
-	    "       sealpost account recover [--recovery-file F]\n"
+	    "       sealpost account recover --address A [--recovery-file F] "
+	    "[--new-password-file F]\n"
 	    "New passwords come from --new-password-file, "
 	    "$SEALPOST_NEW_PASSWORD, or a prompt (asked twice).\n");
 	return 2;
@@ -579,53 +579,58 @@ out:
 /* ---- recover ------------------------------------------------------------- */
 
 /*
- * Not possible in protocol version 1, and not faked here: the vault is
- * handed out only in LOGIN_OK, LOGIN needs a signature by the auth key
- * that only the password derives (format.md 1), and VAULT_PUT needs a
- * fresh LOGIN (protocol.md 6.4).  The recovery key opens the vault's
- * recovery slot, but a client that lost the password can neither fetch
- * the vault nor replace it.  A later version needs a recovery login: an
- * Ed25519 key derived from the recovery key, its public half registered
- * with the account, and a RECOVER request that returns the vault and
- * allows one VAULT_PUT.  Until then this checks the key's text (so the
- * user learns now, not later, whether the copy they kept is intact).
+ * The way back in when the password is lost (protocol.md 6.6): the
+ * recovery key proves itself with the recovery login key it derives, the
+ * vault comes back, its recovery slot opens, and a new password slot
+ * replaces the old one.  The account's server and address come from the
+ * flags (or the cache directory's remembered settings are not needed: a
+ * lost password means a fresh start).  A local cache made under the old
+ * password stays locked; start a new one with the new password.
  */
 static int
 cmd_recover(int argc, char **argv)
 {
-	const char *file = NULL;
+	const char *file = NULL, *new_file = NULL;
 	const struct cli_opt opts[] = {
-		{ "recovery-file", &file, NULL }, { NULL, NULL, NULL },
+		{ "recovery-file", &file, NULL },
+		{ "new-password-file", &new_file, NULL },
+		{ NULL, NULL, NULL },
 	};
 	struct cli o;
-	uint8_t *key;
-	char *text;
-	size_t len;
-	int rc;
+	sp_client *c = NULL;
+	char *text = NULL, *npw = NULL, err[512] = "";
+	size_t len, npwlen;
+	int rc = 1;
 
 	if (cli_parse(&o, argc, argv, opts) != 0 || o.nargs != 0)
 		return account_usage();
+	if (o.address == NULL) {
+		fprintf(stderr, "sealpost: account recover needs --address "
+		    "(and --server, --ca)\n");
+		return 2;
+	}
 	if ((text = read_secret(file, "SEALPOST_RECOVERY", "Recovery key: ",
 	    0, &len)) == NULL)
 		return 2;
-	if ((key = sodium_malloc(SP_RECOVERY_KEYBYTES)) == NULL) {
-		sodium_free(text);
-		return 1;
+	if ((npw = read_secret(new_file, "SEALPOST_NEW_PASSWORD",
+	    "New password: ", 1, &npwlen)) == NULL)
+		goto out;
+	if ((c = cli_connect(&o)) == NULL)
+		goto out;
+	if (sp_account_recover(c, o.address, text, npw, npwlen, o.kdf_ops,
+	    o.kdf_mem_kib, "sealpost-cli", err, sizeof(err)) != 0) {
+		fprintf(stderr, "sealpost: %s\n", err);
+		goto out;
 	}
-	rc = sp_recovery_decode(text, key);
-	sodium_free(key);
+	printf("account %s recovered: the new password is set (the recovery "
+	    "key still works; keep it safe)\n", o.address);
+	rc = 0;
+out:
+	sp_client_close(c);
+	if (npw)
+		sodium_free(npw);
 	sodium_free(text);
-	if (rc != 0) {
-		fprintf(stderr, "sealpost: that is not a valid recovery key "
-		    "(a letter or digit is wrong or missing)\n");
-		return 1;
-	}
-	fprintf(stderr, "sealpost: the recovery key is valid, but this "
-	    "server's protocol (version 1) cannot use it: the vault is "
-	    "handed out only after a login with the password, and only such "
-	    "a login may replace it. Change the password with `sealpost "
-	    "account passwd` while you still know it.\n");
-	return 1;
+	return rc;
 }
 
 int

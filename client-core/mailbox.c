@@ -1204,6 +1204,8 @@ out:
 static int
 persist(sp_mbox *mb, uint64_t applied)
 {
+	static const uint8_t derived[] = { SP_CACHE_T_BODY,
+	    SP_CACHE_T_PGPSERVED, SP_CACHE_T_IMAPSUM };
 	sp_cache_batch *b = NULL;
 	uint64_t *buckets = NULL;
 	size_t nb = 0, cap = 0, i, j;
@@ -1223,9 +1225,10 @@ persist(sp_mbox *mb, uint64_t applied)
 		rc = sp_cache_batch_del(b, SP_CACHE_T_MESSAGE, key, 8);
 		if (rc == ENOENT)
 			rc = 0;
-		sp_put_be64(key, mb->gone[i]);
-		if (rc == 0) {
-			rc = sp_cache_batch_del(b, SP_CACHE_T_BODY, key, 8);
+		/* everything derived from the plaintext goes with it: the
+		 * body, the served OpenPGP form, the bridge's IMAP summary */
+		for (j = 0; rc == 0 && j < sizeof(derived); j++) {
+			rc = sp_cache_batch_del(b, derived[j], key, 8);
 			if (rc == ENOENT)
 				rc = 0;
 		}

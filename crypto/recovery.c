@@ -102,3 +102,60 @@ out:
 	sodium_memzero(raw, sizeof(raw));
 	return rc;
 }
+
+/* ---- the recovery login key (protocol.md 6.6) -------------------------- */
+
+#define RECOVERY_LOGIN_CTX "sp-recov"   /* id 2; id 1 wraps the vault slot */
+#define RECOVERY_SIG_CTX "sealpost-recover-v1"
+
+int
+sp_recovery_login_keys(const uint8_t key[SP_RECOVERY_KEYBYTES],
+    uint8_t pk[32], uint8_t sk[64])
+{
+	uint8_t seed[32];
+	int rc;
+
+	if (crypto_kdf_derive_from_key(seed, sizeof(seed), 2,
+	    RECOVERY_LOGIN_CTX, key) != 0)
+		return SP_ECRYPTO;
+	rc = crypto_sign_seed_keypair(pk, sk, seed) == 0 ? 0 : SP_ECRYPTO;
+	sodium_memzero(seed, sizeof(seed));
+	return rc;
+}
+
+/* The digest signed: the context keeps this key from signing anything a
+ * login signature or a mail signature could be. */
+static void
+recover_digest(const uint8_t *challenge, size_t len, uint8_t d[64])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 64);
+	crypto_generichash_update(&st, (const uint8_t *)RECOVERY_SIG_CTX,
+	    sizeof(RECOVERY_SIG_CTX) - 1);
+	crypto_generichash_update(&st, challenge, len);
+	crypto_generichash_final(&st, d, 64);
+}
+
+int
+sp_recovery_sign_challenge(const uint8_t sk[64], const uint8_t *challenge,
+    size_t len, uint8_t sig[64])
+{
+	uint8_t d[64];
+
+	recover_digest(challenge, len, d);
+	if (crypto_sign_detached(sig, NULL, d, sizeof(d), sk) != 0)
+		return SP_ECRYPTO;
+	return 0;
+}
+
+int
+sp_recovery_verify_challenge(const uint8_t pk[32], const uint8_t *challenge,
+    size_t len, const uint8_t sig[64])
+{
+	uint8_t d[64];
+
+	recover_digest(challenge, len, d);
+	return crypto_sign_verify_detached(sig, d, sizeof(d), pk) == 0 ? 0 :
+	    SP_ESIG;
+}

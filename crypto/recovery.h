@@ -12,6 +12,7 @@
 #ifndef SP_CRYPTO_RECOVERY_H
 #define SP_CRYPTO_RECOVERY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "crypto/error.h"
@@ -30,5 +31,21 @@ void sp_recovery_encode(const uint8_t key[SP_RECOVERY_KEYBYTES],
  * check that does not match.  key is zeroed on failure. */
 SP_WUR int sp_recovery_decode(const char *text,
     uint8_t key[SP_RECOVERY_KEYBYTES]);
+
+/*
+ * The recovery login key (protocol.md 6.6): an Ed25519 key pair derived
+ * from the recovery key, seed = KDF(key, 2, "sp-recov").  pk 32 bytes, sk
+ * 64 bytes (the caller's sodium_malloc memory).
+ */
+int sp_recovery_login_keys(const uint8_t key[SP_RECOVERY_KEYBYTES],
+    uint8_t pk[32], uint8_t sk[64]);
+
+/* sig = Ed25519(sk, BLAKE2b-512("sealpost-recover-v1" || challenge)). */
+int sp_recovery_sign_challenge(const uint8_t sk[64], const uint8_t *challenge,
+    size_t len, uint8_t sig[64]);
+
+/* Checks such a signature against pk: 0, or SP_ESIG. */
+SP_WUR int sp_recovery_verify_challenge(const uint8_t pk[32],
+    const uint8_t *challenge, size_t len, const uint8_t sig[64]);
 
 #endif

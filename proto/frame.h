@@ -45,6 +45,7 @@ enum sp_msg_type {
 	SP_MSG_REVOKE = 22,
 	SP_MSG_VAULT_PUT = 24,
 	SP_MSG_COMPACT = 26,    /* C->S: drop the log prefix a snapshot replaces */
+	SP_MSG_RECOVER = 27,    /* C->S: log in with the recovery key */
 	SP_MSG_APPEND = 30,
 	SP_MSG_APPENDED = 31,
 	SP_MSG_READ = 32,
@@ -128,7 +129,8 @@ enum sp_field {
 	SP_F_OTP = 47,         /* text 6..32: TOTP or recovery code */
 	SP_F_FACTOR_KEY = 48,  /* bytes 16..256: COSE key or TOTP secret */
 	SP_F_CODES = 49,       /* array of text 1..32: new recovery codes */
-	SP_F_MAX = 50
+	SP_F_RECOVERY_PK = 50, /* bytes 32: the recovery login key (public) */
+	SP_F_MAX = 51
 };
 
 /* Error codes carried in SP_MSG_ERROR's SP_F_CODE. */

@@ -78,6 +78,8 @@ static const struct tfield {
 	[SP_F_OTP] = { SP_F_OTP, "otp", "text", 6, 32 },
 	[SP_F_FACTOR_KEY] = { SP_F_FACTOR_KEY, "factor_key", "bytes", 16, 256 },
 	[SP_F_CODES] = { SP_F_CODES, "codes", "array of text", 1, 32 },
+	[SP_F_RECOVERY_PK] = { SP_F_RECOVERY_PK, "recovery_pk", "bytes", 32,
+	    32 },
 };
 
 /* Field lists are comma-separated names, "—" for none, as in the doc. */
@@ -92,7 +94,8 @@ static const struct tmsg {
 	{ SP_MSG_WELCOME, "WELCOME", "S→C", "≠ 0",
 	    "version, time, size, max_records", "—", "—" },
 	{ SP_MSG_REGISTER, "REGISTER", "C→S", "≠ 0",
-	    "address, auth_pk, kdf_params, vault, pubkeys", "invite", "OK" },
+	    "address, auth_pk, kdf_params, vault, pubkeys",
+	    "invite, recovery_pk", "OK" },
 	{ SP_MSG_PRELOGIN, "PRELOGIN", "C→S", "≠ 0", "address", "—",
 	    "PRELOGIN_OK" },
 	{ SP_MSG_PRELOGIN_OK, "PRELOGIN_OK", "S→C", "≠ 0",
@@ -113,6 +116,8 @@ static const struct tmsg {
 	{ SP_MSG_VAULT_PUT, "VAULT_PUT", "C→S", "≠ 0",
 	    "vault, auth_pk, kdf_params", "—", "OK" },
 	{ SP_MSG_COMPACT, "COMPACT", "C→S", "≠ 0", "seq", "—", "OK" },
+	{ SP_MSG_RECOVER, "RECOVER", "C→S", "≠ 0",
+	    "address, challenge, signature", "device", "LOGIN_OK" },
 	{ SP_MSG_APPEND, "APPEND", "C→S", "≠ 0", "records", "expected",
 	    "APPENDED" },
 	{ SP_MSG_APPENDED, "APPENDED", "S→C", "≠ 0", "seq, last", "—", "—" },

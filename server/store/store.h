@@ -233,6 +233,9 @@ int sp_store_session_list(sp_store *s, const char *address,
 #define SP_STORE_FACTOR_ID_MAX 255
 #define SP_STORE_FACTOR_VALUE_MAX 4096
 #define SP_STORE_FACTORS_MAX 64     /* callers keep to this many */
+/* Not a second factor: the recovery login key (protocol.md 6.6), id empty,
+ * value the 32-byte Ed25519 public key. */
+#define SP_STORE_KIND_RECOVERY_PK 100
 
 /* Creates or replaces; with excl, EEXIST if it exists. */
 int sp_store_factor_put(sp_store *s, const char *address, unsigned kind,

@@ -18,6 +18,7 @@
 
 #include "crypto/kdf.h"
 #include "crypto/pubkeys.h"
+#include "crypto/recovery.h"
 #include "server/gateway/outbound_entry.h"
 #include "server/sync/sync.h"
 
@@ -261,6 +262,16 @@ register_work(struct sp_job *j)
 		    "invite unknown, used or expired");
 	if (rc != 0)
 		return reply_store_error(j, rc);
+	/* The recovery login key (6.6) is kept with the factors, under a
+	 * kind of its own that is never listed.  If it cannot be stored the
+	 * registration is undone: an account must not lose its way back
+	 * without its owner knowing. */
+	if (sp_frame_has(&j->f, SP_F_RECOVERY_PK) &&
+	    (rc = sp_store_factor_put(st, j->address, SP_STORE_KIND_RECOVERY_PK,
+	    NULL, 0, j->f.f[SP_F_RECOVERY_PK].ptr, 32, 1)) != 0) {
+		(void)sp_store_account_delete(st, j->address);
+		return reply_store_error(j, rc);
+	}
 	reply_ok(j);
 }
 
@@ -372,6 +383,36 @@ login_work(struct sp_job *j)
 		    "login failed");
 	/* The password is right; an account with second factors gets
 	 * SECOND_FACTOR instead of a session (sync_factors.c). */
+	if (sp_factors_login_gate(j))
+		return;
+	sp_login_grant(j, (const char *)j->f.f[SP_F_DEVICE].ptr,
+	    sp_frame_has(&j->f, SP_F_DEVICE) ? j->f.f[SP_F_DEVICE].len : 0);
+}
+
+/* RECOVER (6.6): LOGIN with the recovery login key instead of the
+ * password's; the same check, gate and grant. */
+static void
+recover_work(struct sp_job *j)
+{
+	sp_store *st = j->conn->srv->store;
+	struct sp_store_account a;
+	uint8_t *pk = NULL;
+	size_t len = 0;
+	int ok;
+
+	j->rc = SP_PERR_DENIED;
+	ok = sp_store_account_get(st, j->address, &a) == 0 &&
+	    !(a.flags & SP_STORE_ACCT_DISABLED) &&
+	    sp_store_factor_get(st, j->address, SP_STORE_KIND_RECOVERY_PK,
+	    NULL, 0, &pk, &len) == 0 && len == 32 &&
+	    sp_recovery_verify_challenge(pk, j->f.f[SP_F_CHALLENGE].ptr, 32,
+	    j->f.f[SP_F_SIGNATURE].ptr) == 0;
+	free(pk);
+	if (!ok)
+		return sp_job_reply_error(j, SP_PERR_DENIED,
+		    "recovery failed");
+	sp_factors_event(j->conn->srv, j->address, SP_EVENT_RECOVERY_USED,
+	    "recovery key");
 	if (sp_factors_login_gate(j))
 		return;
 	sp_login_grant(j, (const char *)j->f.f[SP_F_DEVICE].ptr,
@@ -1201,6 +1242,7 @@ static const struct sp_handler handlers[] = {
 	H(REGISTER, OPEN, OPEN, register_check, register_work, NULL, 0),
 	H(PRELOGIN, OPEN, OPEN, prelogin_check, prelogin_work, NULL, 0),
 	H(LOGIN, OPEN, OPEN, login_check, login_work, login_done, 0),
+	H(RECOVER, OPEN, OPEN, login_check, recover_work, login_done, 0),
 	H(RESUME, OPEN, OPEN, resume_check, resume_work, resume_done, 0),
 	H(KEYS_GET, OPEN, AUTH, keys_check, keys_work, NULL, 0),
 	H(LOGOUT, AUTH, AUTH, NULL, logout_work, logout_done, 0),

@@ -2,7 +2,8 @@
 # The sealpost command end to end against a real server on 127.0.0.1:
 # internal send between accounts (signatures checked against pinned keys,
 # Bcc not leaking), a re-created account's changed key refused until
-# accepted, passwd, devices, logout and recover.  Prints TAP.
+# accepted, passwd, devices, logout and recover (a new password from the
+# recovery key).  Prints TAP.
 #
 #   test-client.sh BUILD_DIR
 set -u
@@ -280,15 +281,46 @@ cp "$tmp/ann.newpw" "$tmp/ann.pw"
 login_ann
 check "the new password logs in" grep -q "vault unlocked" "$tmp/out"
 
-# ---- recover: the key is checked; protocol 1 cannot use it
+# ---- recover: the recovery key sets a new password (protocol.md 6.6)
 sed -n '$p' "$tmp/cat.created" >"$tmp/rec"
-"$sp" account recover --recovery-file "$tmp/rec" >"$tmp/out" 2>"$tmp/err"
-st=$?
-check "recover: a valid key, and why it cannot be used" sh -c "[ $st -eq 1 ] \
-    && grep -q 'recovery key is valid' '$tmp/err'"
+printf 'recovered-%s\n' "$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+    >"$tmp/cat.newpw"
+rec() {
+	"$sp" account recover --server "127.0.0.1:$port" --ca "$tmp/cert.pem" \
+	    --address "$1@$domain" --recovery-file "$2" \
+	    --new-password-file "$3" --kdf-ops 2 --kdf-mem-mib 64 \
+	    >"$tmp/out" 2>"$tmp/err"
+}
+rec cat "$tmp/rec" "$tmp/cat.newpw"
+check "recover: the recovery key sets a new password" grep -q \
+    "recovered" "$tmp/out"
+login_cat() {
+	"$sp" account login --server "127.0.0.1:$port" --ca "$tmp/cert.pem" \
+	    --address "cat@$domain" --password-file "$1" >"$tmp/out" \
+	    2>"$tmp/err"
+}
+login_cat "$tmp/cat.pw"
+check "recover: the lost password no longer logs in" grep -q \
+    "bad credentials" "$tmp/err"
+login_cat "$tmp/cat.newpw"
+check "recover: the new password logs in and opens the same vault" grep -q \
+    "vault unlocked" "$tmp/out"
+rm -rf "${tmp:?}/catnew"
+SEALPOST_PASSWORD=$(cat "$tmp/cat.newpw") "$sp" ls --cache "$tmp/catnew" \
+    --server "127.0.0.1:$port" --ca "$tmp/cert.pem" --address "cat@$domain" \
+    >"$tmp/out" 2>"$tmp/err"
+check "recover: the mail is still there, readable with the same keys" \
+    grep -q "MARK-SUBJ" "$tmp/out"
+rec cat "$tmp/rec" "$tmp/cat.newpw"
+check "recover: the recovery key still works afterwards" grep -q \
+    "recovered" "$tmp/out"
+sed -n '$p' "$tmp/dan.created" >"$tmp/rec.dan"
+rec cat "$tmp/rec.dan" "$tmp/cat.newpw"
+check "recover: another account's recovery key is refused" grep -q \
+    "recovery failed" "$tmp/err"
 sed 's/A/B/; s/C/D/' "$tmp/rec" >"$tmp/rec2"
 cmp -s "$tmp/rec" "$tmp/rec2" && sed -i 's/^./7/' "$tmp/rec2"
-"$sp" account recover --recovery-file "$tmp/rec2" >"$tmp/out" 2>"$tmp/err"
+rec cat "$tmp/rec2" "$tmp/cat.newpw"
 check "recover: a mistyped key is caught" grep -q \
     "not a valid recovery key" "$tmp/err"
 
