@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "client-core/account.h"
+#include "client-core/factors.h"
 #include "crypto/kdf.h"
 #include "crypto/pgp.h"
 #include "crypto/pubkeys.h"
@@ -119,6 +120,16 @@ sp_account_login(sp_client *c, const char *address, const char *password,
     size_t password_len, const char *device, sp_keyset **ks_r,
     uint8_t token_r[32], uint64_t *last_r, char *err, size_t errlen)
 {
+	return sp_account_login_2fa(c, address, password, password_len, device,
+	    NULL, ks_r, token_r, last_r, err, errlen);
+}
+
+int
+sp_account_login_2fa(sp_client *c, const char *address, const char *password,
+    size_t password_len, const char *device,
+    const struct sp_second_factor *sf, sp_keyset **ks_r, uint8_t token_r[32],
+    uint64_t *last_r, char *err, size_t errlen)
+{
 	struct sp_kdf_params p;
 	struct sp_login_keys *lk = NULL;
 	struct sp_frame f;
@@ -159,6 +170,17 @@ sp_account_login(sp_client *c, const char *address, const char *password,
 	if (device)
 		sp_frame_set_text(&f, SP_F_DEVICE, device);
 	rc = sp_client_call(c, &f, &m);
+	/* The password was right and the account wants a second factor:
+	 * the session and the vault come only after it (protocol.md 6.5). */
+	if (rc == 0 && m->f.type == SP_MSG_SECOND_FACTOR) {
+		struct sp_client_msg *ok = NULL;
+
+		rc = sp_factors_answer(c, address, &m->f, sf, &ok, err, errlen);
+		sp_client_msg_free(m);
+		m = ok;
+		if (rc != 0)
+			goto out;
+	}
 	if ((rc = check_reply(rc, m, SP_MSG_LOGIN_OK, "login", err,
 	    errlen)) != 0)
 		goto out;

@@ -55,6 +55,18 @@ int sp_account_login(sp_client *c, const char *address, const char *password,
     uint8_t token_r[32], uint64_t *last_r, char *err, size_t errlen);
 
 /*
+ * The same for an account that may need a second factor: when LOGIN is
+ * answered SECOND_FACTOR, sf says what to answer with (factors.h,
+ * sp_factors_answer; NULL: nothing, so such an account fails with EACCES
+ * and a sentence naming the options).  A refused factor is SP_EAUTH.
+ */
+struct sp_second_factor;
+int sp_account_login_2fa(sp_client *c, const char *address,
+    const char *password, size_t password_len, const char *device,
+    const struct sp_second_factor *sf, sp_keyset **ks_r, uint8_t token_r[32],
+    uint64_t *last_r, char *err, size_t errlen);
+
+/*
  * Recovery (protocol.md 6.6): proves the recovery key (its text form),
  * receives the vault, opens its recovery slot and replaces the password
  * slot with one for new_password (Argon2id cost kdf_ops/kdf_mem_kib, 0 =

@@ -30,6 +30,35 @@ server_parse(struct cli *o, const char *v)
 	return 0;
 }
 
+/* The second factor typed at the terminal (sp_second_factor.ask). */
+static int
+cli_ask_code(void *arg, const unsigned *kinds, size_t nkinds, char *buf,
+    size_t buflen)
+{
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), totp = 0;
+	size_t i, n;
+	FILE *f;
+
+	(void)arg;
+	for (i = 0; i < nkinds; i++)
+		totp |= kinds[i] == SP_FACTOR_TOTP;
+	if (fd < 0 || (f = fdopen(fd, "r+")) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	fputs(totp ? "Second factor (code from the authenticator app, or a "
+	    "recovery code): " : "Second factor (a recovery code): ", f);
+	fflush(f);
+	if (fgets(buf, (int)buflen, f) == NULL)
+		buf[0] = 0;
+	fclose(f);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = 0;
+	return n > 0 ? 0 : -1;
+}
+
 int
 cli_parse(struct cli *o, int argc, char **argv, const struct cli_opt *opts)
 {
@@ -104,11 +133,26 @@ cli_parse(struct cli *o, int argc, char **argv, const struct cli_opt *opts)
 			o->kdf_ops = (uint32_t)strtoul(v, NULL, 10);
 		} else if (strcmp(a, "--kdf-mem-mib") == 0) {
 			o->kdf_mem_kib = (uint32_t)strtoul(v, NULL, 10) * 1024;
+		} else if (strcmp(a, "--totp") == 0) {
+			o->totp = v;
+		} else if (strcmp(a, "--recovery-code") == 0) {
+			o->recovery_code = v;
+		} else if (strcmp(a, "--fido2-device") == 0) {
+			o->fido2_device = v;
 		} else {
 			fprintf(stderr, "sealpost: unknown option %s\n", a);
 			return -1;
 		}
 	}
+	if (o->totp == NULL)
+		o->totp = getenv("SEALPOST_TOTP");
+	o->sf.fido2_device = o->fido2_device;
+	o->sf.totp = o->totp;
+	o->sf.recovery = o->recovery_code;
+	/* Never a prompt when stdin is not a terminal: a script must not
+	 * hang on a question it cannot see. */
+	if (isatty(STDIN_FILENO))
+		o->sf.ask = cli_ask_code;
 	return 0;
 }
 
@@ -222,7 +266,8 @@ cli_session(const struct cli *o, int no_sync)
 	struct sp_session_opts so = { .cache_dir = o->cache_dir,
 	    .host = o->host[0] ? o->host : NULL, .port = o->port,
 	    .plain = o->plain, .ca_file = o->ca_file, .address = o->address,
-	    .device = "sealpost-cli", .no_sync = no_sync };
+	    .device = "sealpost-cli", .no_sync = no_sync,
+	    .second_factor = &o->sf };
 	sp_session *s = NULL;
 	char *pw, err[512] = "";
 	size_t pwlen;

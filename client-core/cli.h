@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "client-core/factors.h"
 #include "client-core/session.h"
 #include "client-core/sync_client.h"
 
@@ -31,6 +32,11 @@ struct cli {
 	int plain;
 	int no_pull;             /* --no-pull: act on the local state */
 	uint32_t kdf_ops, kdf_mem_kib;
+	/* Second factor for a login: --fido2-device PATH, --totp CODE (or
+	 * $SEALPOST_TOTP), --recovery-code CODE, else a prompt when stdin
+	 * is a terminal; sf is what cli_parse made of them. */
+	const char *totp, *recovery_code, *fido2_device;
+	struct sp_second_factor sf;
 	const char *args[CLI_ARGS_MAX];  /* positional arguments */
 	int nargs;
 };
@@ -39,7 +45,8 @@ struct cli {
  * Parses the common options (--server HOST:PORT, --ca, --plain,
  * --address, --invite, --password-file, --cache DIR (default
  * $SEALPOST_CACHE), --no-pull (act on the model as it is locally,
- * without pulling first; the change still syncs), --kdf-ops, --kdf-mem-mib), the command's own options
+ * without pulling first; the change still syncs), --kdf-ops, --kdf-mem-mib,
+ * --totp, --recovery-code, --fido2-device), the command's own options
  * (opts, terminated by a {NULL} entry; may be NULL) and positional
  * arguments.  Returns 0, or -1 after printing why.
  */
@@ -65,6 +72,8 @@ void cli_progress(void *arg, uint64_t done, uint64_t total);
 /* Command groups: argc/argv start after the command word.  Exit status:
  * 0 ok, 1 failure, 2 usage. */
 int cmd_account(int argc, char **argv);   /* cli_account.c */
+int cmd_2fa(int argc, char **argv);       /* cli_factors.c */
+int cmd_events(int argc, char **argv);
 int cmd_sync(int argc, char **argv);      /* cli_mail.c */
 int cmd_ls(int argc, char **argv);
 int cmd_read(int argc, char **argv);

@@ -92,8 +92,9 @@ cmd_create_login(int argc, char **argv, int create)
 		uint8_t token[32];
 		uint64_t last = 0;
 
-		if (sp_account_login(c, o.address, pw, pwlen, "sealpost-cli",
-		    &ks, token, &last, err, sizeof(err)) != 0) {
+		if (sp_account_login_2fa(c, o.address, pw, pwlen,
+		    "sealpost-cli", &o.sf, &ks, token, &last, err,
+		    sizeof(err)) != 0) {
 			fprintf(stderr, "sealpost: %s\n", err);
 			goto out;
 		}
@@ -217,7 +218,7 @@ open_session(const struct cli *o, const char *pw, size_t pwlen)
 	    .host = o->host[0] ? o->host : NULL, .port = o->port,
 	    .plain = o->plain, .ca_file = o->ca_file, .address = o->address,
 	    .password = pw, .password_len = pwlen, .device = "sealpost-cli",
-	    .no_sync = 1 };
+	    .no_sync = 1, .second_factor = &o->sf };
 	sp_session *s = NULL;
 	char err[512] = "";
 
@@ -648,6 +649,10 @@ cmd_account(int argc, char **argv)
 		return cmd_passwd(argc - 1, argv + 1);
 	if (strcmp(sub, "devices") == 0)
 		return cmd_devices(argc - 1, argv + 1);
+	if (strcmp(sub, "2fa") == 0)
+		return cmd_2fa(argc - 1, argv + 1);
+	if (strcmp(sub, "events") == 0)
+		return cmd_events(argc - 1, argv + 1);
 	if (strcmp(sub, "recover") == 0)
 		return cmd_recover(argc - 1, argv + 1);
 	return account_usage();

@@ -309,9 +309,9 @@ sp_session_open(const struct sp_session_opts *o, sp_session **s_r,
 	}
 	if (s->c == NULL && (rc = connect_to(s, &s->c, err, errlen)) != 0)
 		goto fail;
-	if ((rc = sp_account_login(s->c, s->set.address, o->password,
-	    o->password_len, s->device, &s->ks, s->token, &last, err,
-	    errlen)) != 0)
+	if ((rc = sp_account_login_2fa(s->c, s->set.address, o->password,
+	    o->password_len, s->device, o->second_factor, &s->ks, s->token,
+	    &last, err, errlen)) != 0)
 		goto fail;
 	if (s->cache == NULL && (rc = cache_open(o, s->set.address,
 	    &s->cache, err, errlen)) != 0)
@@ -414,6 +414,34 @@ sp_session_connect_extra(sp_session *s, sp_client **c_r, char *err,
 	}
 	*c_r = c;
 	return 0;
+}
+
+int
+sp_session_connect_fresh(sp_session *s, const char *password,
+    size_t password_len, const struct sp_second_factor *sf, sp_client **c_r,
+    char *err, size_t errlen)
+{
+	sp_keyset *ks = NULL;
+	sp_client *c = NULL;
+	uint8_t *token;
+	uint64_t last;
+	int rc;
+
+	*c_r = NULL;
+	if ((token = sodium_malloc(32)) == NULL)
+		return SP_ENOMEM;
+	if ((rc = connect_to(s, &c, err, errlen)) == 0 &&
+	    (rc = sp_account_login_2fa(c, s->set.address, password,
+	    password_len, s->device, sf, &ks, token, &last, err,
+	    errlen)) == 0)
+		*c_r = c;
+	else
+		sp_client_close(c);
+	/* The keys are the session's already; the token dies with c's
+	 * LOGOUT or expires. */
+	sp_keyset_destroy(ks);
+	sodium_free(token);
+	return rc;
 }
 
 int

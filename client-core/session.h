@@ -27,6 +27,7 @@
 #include "crypto/keyset.h"
 
 typedef struct sp_session sp_session;
+struct sp_second_factor;
 
 struct sp_session_opts {
 	const char *cache_dir;   /* required */
@@ -47,6 +48,9 @@ struct sp_session_opts {
 	int no_sync;             /* 1: do not pull at open */
 	sp_syncer_progress_fn progress; /* pull progress, may be NULL */
 	void *progress_arg;
+	/* What to answer when a LOGIN asks for a second factor (factors.h);
+	 * NULL: nothing.  A resumed session never asks. */
+	const struct sp_second_factor *second_factor;
 };
 
 int sp_session_open(const struct sp_session_opts *o, sp_session **s_r,
@@ -75,5 +79,13 @@ int sp_session_fetch_bodies(sp_session *s, size_t nconn,
  * token (RESUME), for another thread.  The caller closes it. */
 int sp_session_connect_extra(sp_session *s, sp_client **c_r, char *err,
     size_t errlen);
+
+/* A new connection to the same server with a fresh LOGIN (and second
+ * factor, sf), for requests that need one (FACTOR_REMOVE: a second factor
+ * in the last 5 minutes).  The new session is the caller's to LOGOUT; the
+ * caller closes the connection. */
+int sp_session_connect_fresh(sp_session *s, const char *password,
+    size_t password_len, const struct sp_second_factor *sf, sp_client **c_r,
+    char *err, size_t errlen);
 
 #endif
