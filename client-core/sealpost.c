@@ -41,6 +41,11 @@ usage(FILE *f)
 	    "  account login --address A                 log in, unlock the vault\n"
 	    "  account logout | passwd [--revoke-others] | devices [--revoke ID]\n"
 	    "          | recover                          (take --cache DIR)\n"
+	    "  account 2fa list | add-totp | add-key [--device PATH]\n"
+	    "          | remove totp|recovery|KEY_ID | recovery-codes\n"
+	    "                                            second factors\n"
+	    "  account events                            security events (logins,\n"
+	    "                                            factors added, removed)\n"
 	    "mail (every command takes --cache DIR, the account's local\n"
 	    "directory; the first use also needs --server, --ca, --address):\n"
 	    "  sync                       pull the log, apply it to the mailbox\n"
@@ -77,6 +82,11 @@ usage(FILE *f)
 	    "  --password-file F    read the password from F (first line);\n"
 	    "                       else $SEALPOST_PASSWORD, else a prompt\n"
 	    "  --kdf-ops N --kdf-mem-mib N   password hashing cost (create)\n"
+	    "second factor (when a login asks for one):\n"
+	    "  --fido2-device PATH  a FIDO2 security key (libfido2)\n"
+	    "  --totp CODE          authenticator app code; else $SEALPOST_TOTP,\n"
+	    "                       else a prompt on a terminal\n"
+	    "  --recovery-code CODE a one-time recovery code\n"
 	    "\n"
 	    "Exit status: 0 success, 1 failure, 2 usage error.\n");
 	return f == stderr ? 2 : 0;
