@@ -253,7 +253,8 @@ fresh_finish(struct fresh *fr)
 
 static int
 fresh_login(sp_client *c, const char *address, const char *pw, size_t pwlen,
-    struct fresh *fr, char *err, size_t errlen)
+    const struct sp_second_factor *sf, struct fresh *fr, char *err,
+    size_t errlen)
 {
 	struct sp_frame f;
 	struct sp_client_msg *m = NULL;
@@ -290,6 +291,15 @@ fresh_login(sp_client *c, const char *address, const char *pw, size_t pwlen,
 	sp_frame_set_bytes(&f, SP_F_SIGNATURE, sig, 64);
 	sp_frame_set_text(&f, SP_F_DEVICE, "sealpost-cli");
 	rc = sp_client_call(c, &f, &m);
+	if (rc == 0 && m->f.type == SP_MSG_SECOND_FACTOR) {
+		struct sp_client_msg *ok = NULL;
+
+		rc = sp_factors_answer(c, address, &m->f, sf, &ok, err, errlen);
+		sp_client_msg_free(m);
+		m = ok;
+		if (rc != 0)
+			goto out;
+	}
 	if ((rc = sp_client_expect(rc, m, SP_MSG_LOGIN_OK, "login", err,
 	    errlen)) != 0)
 		goto out;
@@ -434,7 +444,7 @@ cmd_passwd(int argc, char **argv)
 		goto fail;
 	sp_client_msg_free(m);
 	m = NULL;
-	if ((rc = fresh_login(c, address, pw, pwlen, &fr, err,
+	if ((rc = fresh_login(c, address, pw, pwlen, &o.sf, &fr, err,
 	    sizeof(err))) != 0)
 		goto fail;
 	/* A fresh salt; the cost only ever goes up unless asked. */

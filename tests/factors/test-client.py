@@ -183,6 +183,13 @@ try:
     ok(r.returncode == 0 and re.search(r'^totp\s+totp\s', r.stdout, re.M),
        '2fa list shows the authenticator app', out(r))
 
+    # ---- FIDO2: no key on this machine (no /dev/uhid for a virtual
+    # one), so only the refusal is checked: clear, and nothing added.
+    r = run('devA', 'account', '2fa', 'add-key', extra=[
+        '--device', os.path.join(st.tmp, 'no-such-hidraw')])
+    ok(r.returncode == 1 and 'security key' in r.stderr,
+       'add-key without a device fails clearly', out(r))
+
     # ---- a device with a saved session never asks.
     r = run('devA', 'sync')
     ok(r.returncode == 0, 'device A (saved session) syncs without a code',
@@ -233,12 +240,29 @@ try:
                                        r.stdout, re.M),
        '2fa list counts eight codes left', out(r))
 
+    # ---- passwd's fresh login answers the second factor too; the
+    # device's session ends, so its next login needs one again.
+    r = run('devA', 'account', 'passwd', extra=['--recovery-code',
+                                                  codes[3]],
+            env_add={'SEALPOST_NEW_PASSWORD': 'a new password 1'})
+    ok(r.returncode == 0 and 'password changed' in r.stdout,
+       'passwd on an account with TOTP (second factor at its login)',
+       out(r))
+    conf['USER1_PASSWORD'] = 'a new password 1'
+    r = run('devA', 'sync')
+    ok(r.returncode == 1 and 'needs a second factor' in r.stderr,
+       'after passwd the device logs in again, with a second factor',
+       out(r))
+    r = run('devA', 'sync', extra=['--recovery-code', codes[4]])
+    ok(r.returncode == 0, 'the new password and a recovery code log it in',
+       out(r))
+
     # ---- remove: needs a fresh second factor.
     r = run('devA', 'account', '2fa', 'remove', 'totp')
     ok(r.returncode == 1 and 'needs a second factor' in r.stderr,
        'remove without a second factor is refused', out(r))
     r = run('devA', 'account', '2fa', 'remove', 'totp',
-            extra=['--recovery-code', codes[2]])
+            extra=['--recovery-code', codes[5]])
     ok(r.returncode == 0 and 'removed' in r.stdout,
        'remove totp with a fresh second factor', out(r))
     r = run('devA', 'account', '2fa', 'list')
@@ -247,6 +271,7 @@ try:
     r = run('devE', 'sync')
     ok(r.returncode == 0, 'with only recovery codes left, a new device '
        'logs in without a second factor', out(r))
+
 
     # ---- events: listed from the account's log, sealed on the server.
     r = run('devA', 'account', 'events')
@@ -257,13 +282,15 @@ try:
     ok(re.search(r'factor added\s+an authenticator app \(TOTP\) was added',
                  ev), 'events show the authenticator app added', ev)
     ok(re.search(r'factor added\s+ten new recovery codes', ev) and
-       len(re.findall(r'recovery code used', ev)) == 3,
-       'events show new recovery codes and each of three used', ev)
+       len(re.findall(r'recovery code used', ev)) == 5,
+       'events show new recovery codes and each of five used', ev)
     ok(re.search(r'factor removed\s+the authenticator app \(TOTP\) was '
                  r'removed', ev), 'events show the factor removed', ev)
     note('events as listed:\n' + ev)
-    ok(len(re.findall(r'new session', ev)) == 6,
-       'one new-session event per device login (A, B, C, D, E, remove)',
+    ok(len(re.findall(r'new session', ev)) == 8 and
+       re.search(r'password changed', ev),
+       'one new-session event per login (A, B, C, D, passwd, A again, '
+       'remove, E) and the password change',
        ev)
     leaked = scan_data(['an authenticator app (TOTP) was added',
                         'the authenticator app (TOTP) was removed',
