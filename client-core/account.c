@@ -204,8 +204,8 @@ out:
 int
 sp_account_recover(sp_client *c, const char *address,
     const char *recovery_text, const char *new_password, size_t new_len,
-    uint32_t kdf_ops, uint32_t kdf_mem_kib, const char *device, char *err,
-    size_t errlen)
+    uint32_t kdf_ops, uint32_t kdf_mem_kib, const char *device,
+    const struct sp_second_factor *sf, char *err, size_t errlen)
 {
 	struct sp_kdf_params p;
 	struct sp_login_keys *lk = NULL;
@@ -247,12 +247,17 @@ sp_account_recover(sp_client *c, const char *address,
 	if (device)
 		sp_frame_set_text(&f, SP_F_DEVICE, device);
 	rc = sp_client_call(c, &f, &m);
+	/* The recovery key replaces the password, not the second factor:
+	 * an account that has one answers it here, as at LOGIN. */
 	if (rc == 0 && m->f.type == SP_MSG_SECOND_FACTOR) {
-		snprintf(err, errlen, "recovery: this account also needs its "
-		    "second factor; recovering such an account from the "
-		    "command line is not supported yet");
-		rc = SP_EAUTH;
-		goto out;
+		struct sp_client_msg *ok = NULL;
+
+		rc = sp_factors_answer(c, address, &m->f, sf, &ok, err,
+		    errlen);
+		sp_client_msg_free(m);
+		m = ok;
+		if (rc != 0)
+			goto out;
 	}
 	if ((rc = check_reply(rc, m, SP_MSG_LOGIN_OK, "recovery", err,
 	    errlen)) != 0)

@@ -71,12 +71,13 @@ int sp_account_login_2fa(sp_client *c, const char *address,
  * receives the vault, opens its recovery slot and replaces the password
  * slot with one for new_password (Argon2id cost kdf_ops/kdf_mem_kib, 0 =
  * defaults), all on connection c, which ends logged in.  The recovery key
- * stays valid.  Accounts registered before recovery login existed, or
- * with second factors, cannot recover this way (a clear error says so).
+ * stays valid.  An account with second factors must still pass one: sf
+ * says with what, as for sp_account_login_2fa (may be NULL).  Accounts
+ * registered before recovery login existed cannot recover this way.
  */
 int sp_account_recover(sp_client *c, const char *address,
     const char *recovery_text, const char *new_password, size_t new_len,
-    uint32_t kdf_ops, uint32_t kdf_mem_kib, const char *device, char *err,
-    size_t errlen);
+    uint32_t kdf_ops, uint32_t kdf_mem_kib, const char *device,
+    const struct sp_second_factor *sf, char *err, size_t errlen);
 
 #endif

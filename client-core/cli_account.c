@@ -629,7 +629,7 @@ cmd_recover(int argc, char **argv)
 	if ((c = cli_connect(&o)) == NULL)
 		goto out;
 	if (sp_account_recover(c, o.address, text, npw, npwlen, o.kdf_ops,
-	    o.kdf_mem_kib, "sealpost-cli", err, sizeof(err)) != 0) {
+	    o.kdf_mem_kib, "sealpost-cli", &o.sf, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sealpost: %s\n", err);
 		goto out;
 	}

@@ -737,7 +737,8 @@ sp_event_name(unsigned type)
 {
 	static const char *names[] = { "unknown", "new session",
 	    "factor added", "factor removed", "password changed",
-	    "keys changed", "key counter went back", "recovery code used" };
+	    "keys changed", "key counter went back", "recovery code used",
+	    "recovery key used" };
 
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] :
 	    names[0];

@@ -210,7 +210,8 @@ enum sp_event_type {
 	SP_EVENT_PASSWORD = 4,
 	SP_EVENT_KEYS = 5,
 	SP_EVENT_COUNTER = 6,       /* a FIDO2 counter went backwards */
-	SP_EVENT_RECOVERY_USED = 7
+	SP_EVENT_RECOVERY_USED = 7,
+	SP_EVENT_RECOVERY_KEY = 8   /* account recover (protocol.md 6.6) */
 };
 /* LOGIN's work, after the password: 1 if the account needs a second
  * factor (SECOND_FACTOR queued, j->rc = SP_JOB_SECOND_FACTOR). */

@@ -411,8 +411,8 @@ recover_work(struct sp_job *j)
 	if (!ok)
 		return sp_job_reply_error(j, SP_PERR_DENIED,
 		    "recovery failed");
-	sp_factors_event(j->conn->srv, j->address, SP_EVENT_RECOVERY_USED,
-	    "recovery key");
+	sp_factors_event(j->conn->srv, j->address, SP_EVENT_RECOVERY_KEY,
+	    "the recovery key was proven");
 	if (sp_factors_login_gate(j))
 		return;
 	sp_login_grant(j, (const char *)j->f.f[SP_F_DEVICE].ptr,

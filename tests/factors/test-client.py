@@ -240,6 +240,24 @@ try:
                                        r.stdout, re.M),
        '2fa list counts eight codes left', out(r))
 
+    # ---- the recovery key (account recover) replaces the password, not
+    # the second factor.  The "new" password is the current one, so the
+    # devices above keep their caches.
+    rk = os.path.join(st.tmp, 'recovery-key')
+    with open(rk, 'w') as f:
+        f.write(conf['USER1_RECOVERY'] + '\n')
+    renv = {'SEALPOST_NEW_PASSWORD': conf['USER1_PASSWORD']}
+    cost = ['--kdf-ops', '2', '--kdf-mem-mib', '64']
+    r = run('devR', 'account', 'recover', extra=['--recovery-file', rk] + cost,
+            env_add=renv)
+    ok(r.returncode == 1 and 'second factor' in r.stderr,
+       'account recover still needs the second factor', out(r))
+    r = run('devR', 'account', 'recover', extra=['--recovery-file', rk,
+            '--recovery-code', codes[9]] + cost, env_add=renv)
+    ok(r.returncode == 0 and 'recovered' in r.stdout,
+       'with it, the recovery key sets the password', out(r))
+
+
     # ---- passwd's fresh login answers the second factor too; the
     # device's session ends, so its next login needs one again.
     r = run('devA', 'account', 'passwd', extra=['--recovery-code',
@@ -282,15 +300,17 @@ try:
     ok(re.search(r'factor added\s+an authenticator app \(TOTP\) was added',
                  ev), 'events show the authenticator app added', ev)
     ok(re.search(r'factor added\s+ten new recovery codes', ev) and
-       len(re.findall(r'recovery code used', ev)) == 5,
-       'events show new recovery codes and each of five used', ev)
+       len(re.findall(r'recovery code used', ev)) == 6 and
+       len(re.findall(r'recovery key used', ev)) == 2,
+       'events show new recovery codes, each of six used (one by account '
+       'recover), and both times the recovery key was proven', ev)
     ok(re.search(r'factor removed\s+the authenticator app \(TOTP\) was '
                  r'removed', ev), 'events show the factor removed', ev)
     note('events as listed:\n' + ev)
-    ok(len(re.findall(r'new session', ev)) == 8 and
-       re.search(r'password changed', ev),
-       'one new-session event per login (A, B, C, D, passwd, A again, '
-       'remove, E) and the password change',
+    ok(len(re.findall(r'new session', ev)) == 9 and
+       len(re.findall(r'password changed', ev)) == 2,
+       'one new-session event per login (A, B, C, D, recover, passwd, A '
+       'again, remove, E) and both password changes',
        ev)
     leaked = scan_data(['an authenticator app (TOTP) was added',
                         'the authenticator app (TOTP) was removed',
