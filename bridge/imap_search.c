@@ -202,6 +202,9 @@ candidate(struct ctx *x, const char *s)
 	}
 	if (nd->all || !imap_index_has(x->ix, x->m->id))
 		return 1;
+	/* no posting at all: bsearch may not be given a NULL array */
+	if (nd->n == 0 || nd->ids == NULL)
+		return 0;
 	return bsearch(&x->m->id, nd->ids, nd->n, sizeof(uint64_t),
 	    cmp_id) != NULL;
 }

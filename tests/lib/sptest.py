@@ -85,4 +85,7 @@ class Stack:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if before_rmtree:
             before_rmtree()
+        if os.environ.get('SP_TEST_KEEP'):
+            print('# kept: %s' % self.tmp, flush=True)
+            return
         shutil.rmtree(self.tmp, ignore_errors=True)
