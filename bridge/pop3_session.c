@@ -60,6 +60,9 @@ static void
 out_err(struct sess *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+static void out_line(struct sess *s, const char *pfx, const char *fmt,
+    va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void
 out_line(struct sess *s, const char *pfx, const char *fmt, va_list ap)
 {

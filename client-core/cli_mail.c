@@ -102,7 +102,7 @@ cmd_sync(int argc, char **argv)
 	char err[512] = "";
 	int bodies = 0;
 	const struct cli_opt opts[] = { { "bodies", NULL, &bodies },
-	    { NULL } };
+	    { NULL, NULL, NULL } };
 
 	if (cli_parse(&o, argc, argv, opts) != 0)
 		return 2;
@@ -254,7 +254,7 @@ cmd_read(int argc, char **argv)
 	size_t n;
 	char err[512] = "";
 	int rc = 1, peek = 0;
-	const struct cli_opt opts[] = { { "peek", NULL, &peek }, { NULL } };
+	const struct cli_opt opts[] = { { "peek", NULL, &peek }, { NULL, NULL, NULL } };
 	const struct sp_mbox_msg *m;
 
 	if (cli_parse(&o, argc, argv, opts) != 0)
@@ -556,7 +556,7 @@ cmd_export(int argc, char **argv)
 {
 	const char *maildir = NULL, *mbox = NULL, *only = NULL;
 	const struct cli_opt opts[] = { { "maildir", &maildir, NULL },
-	    { "mbox", &mbox, NULL }, { "folder", &only, NULL }, { NULL } };
+	    { "mbox", &mbox, NULL }, { "folder", &only, NULL }, { NULL, NULL, NULL } };
 	const struct sp_mbox_folder *fv;
 	struct cli o;
 	sp_session *s;
@@ -963,7 +963,7 @@ cmd_import(int argc, char **argv)
 {
 	const char *maildir = NULL, *mbox = NULL, *into = "INBOX";
 	const struct cli_opt opts[] = { { "maildir", &maildir, NULL },
-	    { "mbox", &mbox, NULL }, { "folder", &into, NULL }, { NULL } };
+	    { "mbox", &mbox, NULL }, { "folder", &into, NULL }, { NULL, NULL, NULL } };
 	const struct sp_mbox_folder *f;
 	struct cli o;
 	sp_session *s;

@@ -17,6 +17,9 @@ struct tb {
 	int err;
 };
 
+static void tb_printf(struct tb *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 tb_printf(struct tb *b, const char *fmt, ...)
 {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -206,7 +207,8 @@ https_get(const char *name, const char *ca_file, const char *override,
 		goto out;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
-	    SSL_set_tlsext_host_name(ssl, name) != 1 ||
+	    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME,
+	    TLSEXT_NAMETYPE_host_name, (void *)(uintptr_t)name) != 1 ||
 	    SSL_set1_host(ssl, name) != 1 || SSL_connect(ssl) != 1)
 		goto out;
 	n = snprintf(req, sizeof(req), "GET /.well-known/mta-sts.txt "

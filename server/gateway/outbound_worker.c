@@ -50,6 +50,9 @@ struct sp_ob_worker {
 	int inflight_used[INFLIGHT_MAX];
 };
 
+static void logf_(sp_ob_worker *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 logf_(sp_ob_worker *w, const char *fmt, ...)
 {
