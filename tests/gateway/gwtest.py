@@ -98,7 +98,8 @@ class Stack:
         self.dir = tempfile.mkdtemp(prefix="sp-gw-")
         env = dict(os.environ, SEALPOST_BUILD_DIR=build)
         r = subprocess.run([os.path.join(TOP, "scripts/sealpost-stack"),
-                            "up", self.dir, "--accounts", str(accounts), "--no-welcome"],
+                            "up", self.dir, "--accounts", str(accounts), "--no-welcome",
+                            "--no-bridge"],
                            env=env, capture_output=True, text=True)
         self.up = r.returncode == 0
         if not self.up:
