@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "client-core/cli.h"
+#include "client-core/outmsg.h"
 #include "client-core/submit.h"
 
 #define MSG_MAX ((size_t)48 << 20)
@@ -43,24 +44,6 @@ fail:
 	return NULL;
 }
 
-/* LF line ends become CRLF: SMTP and DKIM want CRLF. */
-static uint8_t *
-to_crlf(const uint8_t *in, size_t len, size_t *len_r)
-{
-	uint8_t *out = malloc(len * 2 + 1);
-	size_t i, n = 0;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
-			out[n++] = '\r';
-		out[n++] = in[i];
-	}
-	*len_r = n;
-	return out;
-}
-
 int
 cmd_submit(int argc, char **argv)
 {
@@ -88,7 +71,7 @@ cmd_submit(int argc, char **argv)
 		fprintf(stderr, "sealpost: submit: no message on stdin\n");
 		goto out;
 	}
-	if ((msg = to_crlf(raw, rawlen, &len)) == NULL)
+	if ((msg = sp_outmsg_crlf(raw, rawlen, &len)) == NULL)
 		goto out;
 	if ((list = strdup(to)) == NULL)
 		goto out;

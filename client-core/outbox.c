@@ -3,18 +3,17 @@
  * leaves before the last check passed, so a refusal leaves no trace.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <gmime/gmime.h>
 #include <sodium.h>
 
 #include "client-core/keys.h"
 #include "client-core/outbox.h"
+#include "client-core/outmsg.h"
 #include "client-core/pgpkeys.h"
 #include "client-core/pgpmail.h"
 #include "client-core/send.h"
@@ -27,7 +26,6 @@ struct rcpt {
 	char addr[SP_KEYS_ADDR_BYTES];
 	int kind;
 	int bcc;                 /* not in To/Cc */
-	int keep;                /* a recipient (not only a header name) */
 	uint8_t *key;            /* K_PGP: the pinned key, malloc'd */
 	size_t key_len;
 };
@@ -43,6 +41,7 @@ struct job {
 struct outbox {
 	const struct sp_outbox_args *a;
 	struct rcpt *r;
+	struct sp_outmsg_rcpt *l; /* the same recipients, as outmsg.h gave */
 	size_t n;
 	size_t *order;           /* outside recipients, by job */
 	struct job *jobs;
@@ -124,144 +123,32 @@ domain_of(const char *addr)
 
 /* ---- recipients ---------------------------------------------------------- */
 
-static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-
-static void
-gmime_start(void)
-{
-	g_mime_init();
-}
-
-/* Adds raw; a visible entry wins over a Bcc one.  keep: a recipient, not
- * only a name in To/Cc (the envelope mode); such names may be anything. */
-static int
-add_rcpt(struct outbox *o, const char *raw, int bcc, int keep)
-{
-	char addr[SP_KEYS_ADDR_BYTES];
-	size_t i;
-
-	if (sp_keys_address(raw, addr) != 0) {
-		if (!keep)
-			return 0;
-		seterr(o, "'%s' is not an address", raw);
-		return SP_EINVAL;
-	}
-	for (i = 0; i < o->n; i++) {
-		if (strcmp(o->r[i].addr, addr) == 0) {
-			o->r[i].bcc = o->r[i].bcc && bcc;
-			o->r[i].keep |= keep;
-			return 0;
-		}
-	}
-	if (o->n == RCPT_CAP) {
-		seterr(o, "more than %d recipients", SP_OUTBOX_RCPT_MAX);
-		return SP_ELIMIT;
-	}
-	memcpy(o->r[o->n].addr, addr, sizeof(addr));
-	o->r[o->n].bcc = bcc;
-	o->r[o->n].keep = keep;
-	o->n++;
-	return 0;
-}
-
-/* Walks an address list, descending into groups (RFC 5322 3.4). */
-static int
-add_list(struct outbox *o, InternetAddressList *l, int bcc, int keep,
-    int depth)
-{
-	int i, len, rc;
-
-	if (l == NULL)
-		return 0;
-	len = internet_address_list_length(l);
-	for (i = 0; i < len; i++) {
-		InternetAddress *ia = internet_address_list_get_address(l, i);
-
-		if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-			if (depth > 0)
-				continue; /* groups do not nest */
-			rc = add_list(o, internet_address_group_get_members(
-			    INTERNET_ADDRESS_GROUP(ia)), bcc, keep, depth + 1);
-		} else {
-			rc = add_rcpt(o, internet_address_mailbox_get_addr(
-			    INTERNET_ADDRESS_MAILBOX(ia)), bcc, keep);
-		}
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* Is the From: of gm exactly one address, the account's? */
-static int
-from_is_own(struct outbox *o, GMimeMessage *gm)
-{
-	InternetAddressList *from = g_mime_message_get_from(gm);
-	InternetAddress *ia;
-	char faddr[SP_KEYS_ADDR_BYTES];
-
-	if (from == NULL || internet_address_list_length(from) != 1)
-		return 0;
-	ia = internet_address_list_get_address(from, 0);
-	return INTERNET_ADDRESS_IS_MAILBOX(ia) && sp_keys_address(
-	    internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)),
-	    faddr) == 0 && strcmp(faddr, o->own) == 0;
-}
-
-/* The recipients and who of them is visible; the From check. */
+/* The recipients and who of them is visible (outmsg.h); the From check.
+ * o->l is kept for the Sent copy's Bcc list. */
 static int
 collect(struct outbox *o, const uint8_t *msg, size_t len)
 {
-	const struct sp_outbox_args *a = o->a;
-	GMimeStream *stream;
-	GMimeParser *parser = NULL;
-	GMimeMessage *gm = NULL;
-	size_t i, n = 0;
-	int rc = SP_EFORMAT, fh = a->from_headers != 0;
+	struct sp_outmsg_args oa;
+	size_t i;
+	int rc;
 
-	pthread_once(&gmime_once, gmime_start);
-	stream = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
-	if (stream == NULL)
+	memset(&oa, 0, sizeof(oa));
+	oa.own = o->own;
+	oa.rcpts = o->a->rcpts;
+	oa.nrcpts = o->a->nrcpts;
+	oa.envelope_only = !o->a->from_headers;
+	oa.cap = RCPT_CAP;
+	oa.max = SP_OUTBOX_RCPT_MAX;
+	if ((rc = sp_outmsg_rcpts(&oa, msg, len, &o->l, &o->n, o->err,
+	    o->errlen)) != 0)
+		return rc;
+	if ((o->r = calloc(o->n, sizeof(*o->r))) == NULL)
 		return SP_ENOMEM;
-	parser = g_mime_parser_new_with_stream(stream);
-	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-	if ((gm = g_mime_parser_construct_message(parser, NULL)) == NULL) {
-		seterr(o, "the message cannot be parsed");
-		goto out;
+	for (i = 0; i < o->n; i++) {
+		memcpy(o->r[i].addr, o->l[i].addr, sizeof(o->r[i].addr));
+		o->r[i].bcc = o->l[i].bcc;
 	}
-	if (!from_is_own(o, gm)) {
-		seterr(o, "the From: header must be exactly your address, %s",
-		    o->own);
-		rc = SP_EINVAL;
-		goto out;
-	}
-	if ((rc = add_list(o, g_mime_message_get_to(gm), 0, fh, 0)) != 0 ||
-	    (rc = add_list(o, g_mime_message_get_cc(gm), 0, fh, 0)) != 0 ||
-	    (fh && (rc = add_list(o, g_mime_message_get_bcc(gm), 1, 1,
-	    0)) != 0))
-		goto out;
-	for (i = 0; i < a->nrcpts; i++)
-		if ((rc = add_rcpt(o, a->rcpts[i], 1, 1)) != 0)
-			goto out;
-	for (i = 0; i < o->n; i++)
-		if (o->r[i].keep)
-			o->r[n++] = o->r[i];
-	o->n = n;
-	rc = 0;
-	if (o->n == 0) {
-		seterr(o, "the message has no recipients");
-		rc = SP_EINVAL;
-	} else if (o->n > SP_OUTBOX_RCPT_MAX) {
-		seterr(o, "more than %d recipients", SP_OUTBOX_RCPT_MAX);
-		rc = SP_ELIMIT;
-	}
-out:
-	if (gm)
-		g_object_unref(gm);
-	if (parser)
-		g_object_unref(parser);
-	g_object_unref(stream);
-	return rc;
+	return 0;
 }
 
 /* ---- classification ------------------------------------------------------ */
@@ -351,24 +238,6 @@ classify(struct outbox *o)
 }
 
 /* ---- building ------------------------------------------------------------ */
-
-/* LF line ends become CRLF: SMTP, DKIM and RFC 3156 want CRLF. */
-static uint8_t *
-to_crlf(const uint8_t *in, size_t len, size_t *len_r)
-{
-	uint8_t *out = malloc(len * 2 + 1);
-	size_t i, n = 0;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
-			out[n++] = '\r';
-		out[n++] = in[i];
-	}
-	*len_r = n;
-	return out;
-}
 
 /* The account's OpenPGP public key and Autocrypt header (Autocrypt
  * Level 1: on every outgoing message), when it has a key. */
@@ -533,27 +402,6 @@ submit_job(struct outbox *o, const struct job *j,
 	return rc;
 }
 
-static char *
-bcc_list(const struct outbox *o)
-{
-	size_t i, n = 1;
-	char *l;
-
-	for (i = 0; i < o->n; i++)
-		n += o->r[i].bcc ? strlen(o->r[i].addr) + 2 : 0;
-	if (n == 1 || (l = malloc(n)) == NULL)
-		return NULL;
-	l[0] = 0;
-	for (i = 0; i < o->n; i++) {
-		if (!o->r[i].bcc)
-			continue;
-		if (l[0])
-			strcat(l, ", ");
-		strcat(l, o->r[i].addr);
-	}
-	return l;
-}
-
 /* The internal recipients through send.h; its Sent copy is the one. */
 static void
 send_internal(struct outbox *o, const uint8_t *msg, size_t len,
@@ -620,6 +468,7 @@ release(struct outbox *o)
 	for (i = 0; o->r && i < o->n; i++)
 		free(o->r[i].key);
 	free(o->r);
+	sp_outmsg_rcpts_free(o->l, o->n);
 	if (o->text) {
 		sodium_memzero(o->text, o->text_len);
 		free(o->text);
@@ -684,8 +533,6 @@ sp_outbox_send(const struct sp_outbox_args *a, const uint8_t *msg,
 		seterr(&o, "'%s' is not an address", a->address);
 		return SP_EINVAL;
 	}
-	if ((o.r = calloc(RCPT_CAP, sizeof(*o.r))) == NULL)
-		return SP_ENOMEM;
 	if ((rc = collect(&o, msg, len)) != 0 || (rc = classify(&o)) != 0) {
 		if (rc != SP_EINVAL && rc != SP_EFORMAT)
 			nothing_sent(&o);
@@ -698,9 +545,9 @@ sp_outbox_send(const struct sp_outbox_args *a, const uint8_t *msg,
 		rep.nplain += o.r[i].kind == K_PLAIN;
 		rep.nbcc += (size_t)o.r[i].bcc;
 	}
-	bcc = bcc_list(&o);
+	bcc = sp_outmsg_bcc_list(o.l, o.n);
 	if ((rc = sp_send_strip_bcc(msg, len, &stripped, &slen, NULL)) != 0 ||
-	    (o.text = to_crlf(stripped, slen, &o.text_len)) == NULL) {
+	    (o.text = sp_outmsg_crlf(stripped, slen, &o.text_len)) == NULL) {
 		rc = SP_ENOMEM;
 		goto out;
 	}

@@ -4,7 +4,6 @@
  * a refused send leaves no trace on the server.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +11,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include <gmime/gmime.h>
 #include <sodium.h>
 
 #include "client-core/keys.h"
+#include "client-core/outmsg.h"
 #include "client-core/send.h"
 #include "crypto/envelope.h"
 #include "crypto/meta.h"
@@ -25,7 +24,6 @@ struct rcpt {
 	char addr[SP_KEYS_ADDR_BYTES];
 	int bcc;                 /* not in To/Cc: gets its own body */
 	int self;                /* the sender: own keys, no directory */
-	int keep;                /* envelope_only: one of a->rcpts */
 	uint8_t enc_pk[32];
 	uint8_t blob_id[32];     /* the body this recipient opens */
 	int delivered;
@@ -34,9 +32,8 @@ struct rcpt {
 struct send {
 	const struct sp_send_args *a;
 	struct rcpt *r;
+	struct sp_outmsg_rcpt *l; /* the same recipients, as outmsg.h gave */
 	size_t n;
-	int lenient;             /* envelope_only: header addresses that
-	                          * are not addresses are skipped */
 	char *err;
 	size_t errlen;
 };
@@ -113,156 +110,36 @@ sp_send_strip_bcc(const uint8_t *msg, size_t len, uint8_t **out_r,
 
 /* ---- recipients ---------------------------------------------------------- */
 
-static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-
-static void
-gmime_start(void)
-{
-	g_mime_init();
-}
-
-/* Adds addr (raw) as a recipient; a visible entry wins over a Bcc one.
- * keep marks an envelope recipient (envelope_only). */
-static int
-add_rcpt(struct send *s, const char *raw, int bcc, int keep)
-{
-	char addr[SP_KEYS_ADDR_BYTES];
-	size_t i;
-
-	if (sp_keys_address(raw, addr) != 0) {
-		if (s->lenient && !keep)
-			return 0;
-		sp_keys_seterr(s->err, s->errlen, "'%s' is not an address",
-		    raw);
-		return SP_EINVAL;
-	}
-	for (i = 0; i < s->n; i++) {
-		if (strcmp(s->r[i].addr, addr) == 0) {
-			s->r[i].bcc = s->r[i].bcc && bcc;
-			s->r[i].keep |= keep;
-			return 0;
-		}
-	}
-	if (s->n == SP_SEND_RCPT_MAX) {
-		sp_keys_seterr(s->err, s->errlen, "more than %d recipients",
-		    SP_SEND_RCPT_MAX);
-		return SP_ELIMIT;
-	}
-	memset(&s->r[s->n], 0, sizeof(s->r[s->n]));
-	memcpy(s->r[s->n].addr, addr, sizeof(addr));
-	s->r[s->n].bcc = bcc;
-	s->r[s->n].keep = keep;
-	s->n++;
-	return 0;
-}
-
-/* Walks an address list, descending into groups (RFC 5322 3.4). */
-static int
-add_list(struct send *s, InternetAddressList *l, int bcc, int depth)
-{
-	int i, len, rc;
-
-	if (l == NULL)
-		return 0;
-	len = internet_address_list_length(l);
-	for (i = 0; i < len; i++) {
-		InternetAddress *ia = internet_address_list_get_address(l, i);
-
-		if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-			if (depth > 0)
-				continue; /* groups do not nest */
-			rc = add_list(s, internet_address_group_get_members(
-			    INTERNET_ADDRESS_GROUP(ia)), bcc, depth + 1);
-		} else {
-			rc = add_rcpt(s, internet_address_mailbox_get_addr(
-			    INTERNET_ADDRESS_MAILBOX(ia)), bcc, 0);
-		}
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* envelope_only: drops the header addresses that are not envelope
- * recipients (they only marked who is visible). */
-static void
-keep_envelope(struct send *s)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < s->n; i++)
-		if (s->r[i].keep)
-			s->r[n++] = s->r[i];
-	s->n = n;
-}
-
-/* Recipients from the headers (and the extra ones); the From check. */
+/* Recipients from the headers (and the extra ones), outmsg.h; the From
+ * check.  s->l is kept for the Sent copy's Bcc list. */
 static int
 collect(struct send *s, const uint8_t *msg, size_t len)
 {
-	GMimeStream *stream;
-	GMimeParser *parser = NULL;
-	GMimeMessage *gm = NULL;
-	InternetAddressList *from;
-	char faddr[SP_KEYS_ADDR_BYTES], own[SP_KEYS_ADDR_BYTES];
+	struct sp_outmsg_args oa;
+	char own[SP_KEYS_ADDR_BYTES];
 	size_t i;
-	int rc = SP_EFORMAT;
+	int rc;
 
-	pthread_once(&gmime_once, gmime_start);
 	if (sp_keys_address(s->a->address, own) != 0) {
 		sp_keys_seterr(s->err, s->errlen, "'%s' is not an address",
 		    s->a->address);
 		return SP_EINVAL;
 	}
-	stream = g_mime_stream_mem_new_with_buffer((const char *)msg, len);
-	if (stream == NULL)
-		return SP_ENOMEM;
-	parser = g_mime_parser_new_with_stream(stream);
-	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-	if ((gm = g_mime_parser_construct_message(parser, NULL)) == NULL) {
-		sp_keys_seterr(s->err, s->errlen,
-		    "the message cannot be parsed");
-		goto out;
-	}
-	from = g_mime_message_get_from(gm);
-	if (from == NULL || internet_address_list_length(from) != 1 ||
-	    !INTERNET_ADDRESS_IS_MAILBOX(internet_address_list_get_address(
-	    from, 0)) ||
-	    sp_keys_address(internet_address_mailbox_get_addr(
-	    INTERNET_ADDRESS_MAILBOX(internet_address_list_get_address(from,
-	    0))), faddr) != 0 || strcmp(faddr, own) != 0) {
-		sp_keys_seterr(s->err, s->errlen,
-		    "the From: header must be exactly "
-		    "your address, %s", own);
-		rc = SP_EINVAL;
-		goto out;
-	}
-	if ((rc = add_list(s, g_mime_message_get_to(gm), 0, 0)) != 0 ||
-	    (rc = add_list(s, g_mime_message_get_cc(gm), 0, 0)) != 0 ||
-	    (!s->a->envelope_only &&
-	    (rc = add_list(s, g_mime_message_get_bcc(gm), 1, 0)) != 0))
-		goto out;
-	for (i = 0; i < s->a->nrcpts; i++)
-		if ((rc = add_rcpt(s, s->a->rcpts[i], 1, 1)) != 0)
-			goto out;
-	if (s->a->envelope_only)
-		keep_envelope(s);
-	if (s->n == 0) {
-		sp_keys_seterr(s->err, s->errlen,
-		    "the message has no recipients");
-		rc = SP_EINVAL;
-		goto out;
-	}
-	for (i = 0; i < s->n; i++)
+	memset(&oa, 0, sizeof(oa));
+	oa.own = own;
+	oa.rcpts = s->a->rcpts;
+	oa.nrcpts = s->a->nrcpts;
+	oa.envelope_only = s->a->envelope_only;
+	oa.cap = oa.max = SP_SEND_RCPT_MAX;
+	if ((rc = sp_outmsg_rcpts(&oa, msg, len, &s->l, &s->n, s->err,
+	    s->errlen)) != 0)
+		return rc;
+	for (i = 0; i < s->n; i++) {
+		memcpy(s->r[i].addr, s->l[i].addr, sizeof(s->r[i].addr));
+		s->r[i].bcc = s->l[i].bcc;
 		s->r[i].self = strcmp(s->r[i].addr, own) == 0;
-	rc = 0;
-out:
-	if (gm)
-		g_object_unref(gm);
-	if (parser)
-		g_object_unref(parser);
-	g_object_unref(stream);
-	return rc;
+	}
+	return 0;
 }
 
 /* Every recipient's encryption key, checked against its pin. */
@@ -421,34 +298,11 @@ out:
 	return rc;
 }
 
-/* "a@x, b@y" of the Bcc recipients, for the Sent copy; NULL if none. */
-static char *
-bcc_list(const struct send *s)
-{
-	size_t i, n = 1;
-	char *l;
-
-	for (i = 0; i < s->n; i++)
-		n += s->r[i].bcc ? strlen(s->r[i].addr) + 2 : 0;
-	if (n == 1 || (l = malloc(n)) == NULL)
-		return NULL;
-	l[0] = 0;
-	for (i = 0; i < s->n; i++) {
-		if (!s->r[i].bcc)
-			continue;
-		if (l[0])
-			strcat(l, ", ");
-		strcat(l, s->r[i].addr);
-	}
-	return l;
-}
-
 int
 sp_send(const struct sp_send_args *a, const uint8_t *msg, size_t len,
     struct sp_send_report *report, char *err, size_t errlen)
 {
-	struct send s = { .a = a, .lenient = a->envelope_only, .err = err,
-	    .errlen = errlen };
+	struct send s = { .a = a, .err = err, .errlen = errlen };
 	struct sp_send_report rep;
 	struct sp_meta summary;
 	uint8_t *body = NULL, shared_id[32];
@@ -502,7 +356,8 @@ sp_send(const struct sp_send_args *a, const uint8_t *msg, size_t len,
 		    .flags = SP_META_F_SEEN, .sign = 1 };
 		char serr[256];
 
-		ad.bcc = a->sent_bcc ? a->sent_bcc : (bcc = bcc_list(&s));
+		ad.bcc = a->sent_bcc ? a->sent_bcc :
+		    (bcc = sp_outmsg_bcc_list(s.l, s.n));
 		rc = sp_mbox_add_uploaded(a->mb, a->c, &ad, body, blen,
 		    shared_id, &rep.sent_id, serr, sizeof(serr));
 		if (rc != 0 && first_rc == 0) {
@@ -522,6 +377,7 @@ out:
 	sp_meta_finish(&summary);
 	sodium_memzero(s.r, SP_SEND_RCPT_MAX * sizeof(*s.r));
 	free(s.r);
+	sp_outmsg_rcpts_free(s.l, s.n);
 	if (report)
 		*report = rep;
 	return rc;
