@@ -43,6 +43,15 @@ struct bridge_account {
 	char address[256];
 	uint64_t prefetched_at;  /* folders' uidnext sum at the last clean
 	                          * prefetch (bridge_account_prefetch) */
+	/* The background thread (bridge_account_start_background): it
+	 * sleeps on changed until changes moves past what it last ran on. */
+	pthread_cond_t changed;
+	uint64_t changes;        /* applies that changed the model; lock */
+	pthread_t bg_thread;
+	int bg_started;
+	bridge_bg_fn bg_run;
+	void (*bg_destroy)(void *arg);
+	void *bg_arg;
 };
 
 static void
@@ -58,6 +67,10 @@ follow_progress(void *arg, uint64_t applied, uint64_t last)
 	(void)sp_mbox_apply(sp_session_mbox(a->s), &n);
 	wake = a->wake;
 	wake_arg = a->wake_arg;
+	if (n > 0) {
+		a->changes++;
+		pthread_cond_broadcast(&a->changed);
+	}
 	pthread_mutex_unlock(&a->lock);
 	if (n > 0 && wake)
 		wake(wake_arg);
@@ -129,6 +142,7 @@ bridge_account_open(const char *dir, const char *password,
 		return ENOMEM;
 	}
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->changed, NULL);
 	a->wake = wake;
 	a->wake_arg = wake_arg;
 	if ((rc = bridge_account_read_password(dir, a->pass,
@@ -159,11 +173,19 @@ bridge_account_close(bridge_account *a)
 {
 	if (a == NULL)
 		return;
+	pthread_mutex_lock(&a->lock);
 	a->stop = 1;
+	pthread_cond_broadcast(&a->changed);
+	pthread_mutex_unlock(&a->lock);
+	if (a->bg_started)
+		pthread_join(a->bg_thread, NULL);
+	if (a->bg_destroy)
+		a->bg_destroy(a->bg_arg);
 	if (a->thread_started)
 		pthread_join(a->thread, NULL);
 	sp_client_close(a->writer);
 	sp_session_close(a->s);
+	pthread_cond_destroy(&a->changed);
 	pthread_mutex_destroy(&a->lock);
 	sodium_memzero(a->pass, sizeof(a->pass));
 	free(a);
@@ -277,6 +299,89 @@ bridge_account_prefetch(bridge_account *a, char *err, size_t errlen)
 		a->writer_broken = 1;
 	if (rc == 0)
 		a->prefetched_at = mark;
+	return rc;
+}
+
+/* ---- background work ---------------------------------------------------- */
+
+static void *
+bg_main(void *arg)
+{
+	bridge_account *a = arg;
+	uint64_t seen;
+
+	pthread_mutex_lock(&a->lock);
+	for (;;) {
+		if (a->stop)
+			break;
+		seen = a->changes;
+		pthread_mutex_unlock(&a->lock);
+		a->bg_run(a, a->bg_arg);
+		pthread_mutex_lock(&a->lock);
+		while (!a->stop && a->changes == seen)
+			pthread_cond_wait(&a->changed, &a->lock);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+int
+bridge_account_start_background(bridge_account *a, bridge_bg_fn run,
+    void (*destroy)(void *arg), void *arg)
+{
+	int rc;
+
+	if (a->bg_started || a->bg_destroy)
+		return EBUSY;
+	a->bg_run = run;
+	a->bg_arg = arg;
+	if ((rc = pthread_create(&a->bg_thread, NULL, bg_main, a)) != 0)
+		return rc;
+	/* Only now: a failed start leaves arg to the caller. */
+	a->bg_destroy = destroy;
+	a->bg_started = 1;
+	return 0;
+}
+
+int
+bridge_account_stopping(const bridge_account *a)
+{
+	return a->stop;
+}
+
+int
+bridge_account_fetch_missing(bridge_account *a, char *err, size_t errlen)
+{
+	sp_client *cs[BRIDGE_PREFETCH_CONNS];
+	sp_mbox *copy = NULL;
+	size_t n = 0, i, failed = 0;
+	int rc;
+
+	/* The copy is read by the fetcher threads while the follow thread
+	 * may apply to the live model; both read the same committed cache,
+	 * and the copy is loaded under the lock, between applies. */
+	pthread_mutex_lock(&a->lock);
+	rc = sp_mbox_open(sp_session_cache(a->s), sp_session_keys(a->s),
+	    &copy);
+	while (rc == 0 && n < BRIDGE_PREFETCH_CONNS &&
+	    sp_session_connect_extra(a->s, &cs[n], err, errlen) == 0)
+		n++;
+	pthread_mutex_unlock(&a->lock);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot read the model: %s",
+		    sp_strerror(rc));
+		goto out;
+	}
+	if (n == 0) {
+		rc = EPIPE;
+		goto out;
+	}
+	rc = sp_mbox_fetch_bodies_par(copy, cs, n, NULL, NULL, &failed, err,
+	    errlen);
+out:
+	for (i = 0; i < n; i++)
+		sp_client_close(cs[i]);
+	sp_mbox_close(copy);
 	return rc;
 }
 

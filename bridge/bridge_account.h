@@ -78,6 +78,33 @@ int bridge_account_settle(bridge_account *a, int rc, char *err,
 #define BRIDGE_PREFETCH_CONNS 4
 int bridge_account_prefetch(bridge_account *a, char *err, size_t errlen);
 
+/*
+ * Background work after the model changes: run(a, arg) is called on the
+ * account's background thread once at start and again after each apply
+ * that changed the model (changes while it runs are coalesced into one
+ * more call).  run is called WITHOUT the lock: it takes it itself, in
+ * short slices, and checks bridge_account_stopping() between them.
+ * destroy(arg) (may be NULL) runs at bridge_account_close(), after the
+ * thread has ended.  At most once per account; 0 or an errno.
+ */
+typedef void (*bridge_bg_fn)(bridge_account *a, void *arg);
+int bridge_account_start_background(bridge_account *a, bridge_bg_fn run,
+    void (*destroy)(void *arg), void *arg);
+/* 1 once bridge_account_close() has begun (any thread, no lock). */
+int bridge_account_stopping(const bridge_account *a);
+
+/*
+ * The background twin of bridge_account_prefetch(): fetches every body
+ * not in the cache yet, pipelined over up to BRIDGE_PREFETCH_CONNS extra
+ * connections, holding the lock only to take a private copy of the model
+ * (sp_mbox_open on the same cache) and to connect; the fetch itself runs
+ * unlocked against that copy, so IMAP commands go on meanwhile.  Bodies
+ * are cached (the cache is shared between threads, cache.h).  Lock NOT
+ * held; blocks for the duration.
+ */
+int bridge_account_fetch_missing(bridge_account *a, char *err,
+    size_t errlen);
+
 /* ---- the account's directory ------------------------------------------ */
 
 /* Creates the bridge password file (random, BRIDGE_PASS_LEN characters

@@ -1809,6 +1809,223 @@ prefetch(struct imap_conn *c, struct fetch_ctx *x,
 		(void)bridge_account_prefetch(c->acct, err, sizeof(err));
 }
 
+/* ---- summaries in the background ------------------------------------
+ *
+ * After new messages arrive (and once at start), the account's
+ * background thread (bridge_account_start_background) makes the
+ * summaries a first FETCH would otherwise make, so that listing a folder
+ * after a sync reads summaries only.  The IMAP loop holds the account
+ * lock for whole commands, so this never holds it for long:
+ *
+ *   1. locked: the ids above the last one done (all of them again when
+ *      the pins generation moved), with their own flag;
+ *   2. unlocked: drop those whose kept summary holds;
+ *   3. unlocked: when many are left, their bodies are fetched pipelined
+ *      over extra connections against a private copy of the model
+ *      (bridge_account_fetch_missing);
+ *   4. BG_SLICE at a time: locked, the body from the cache (a few only:
+ *      from the server over the writer connection) and its served form
+ *      (pgp_serve, as body_get: the summary must describe what BODY[]
+ *      serves); unlocked, parsing and summarising, then one cache batch.
+ *
+ * The state belongs to the background thread; the body cache of this
+ * file is the loop's and is not touched.
+ */
+#define BG_SLICE 32
+
+struct imap_bgsum {
+	uint64_t hi;             /* every id <= hi was done (under gen) */
+	uint64_t gen;
+	int started;
+};
+
+struct imap_bgsum *
+imap_bgsum_create(void)
+{
+	return calloc(1, sizeof(struct imap_bgsum));
+}
+
+void
+imap_bgsum_destroy(void *st)
+{
+	free(st);
+}
+
+struct bg_item {
+	uint64_t id;
+	int own;
+};
+
+/* Step 1: the ids above st->hi, ascending by folder then uid (any order
+ * will do).  Lock held.  *hi_r receives the largest id in the model. */
+static struct bg_item *
+bg_list(bridge_account *a, uint64_t above, size_t *n_r, uint64_t *hi_r)
+{
+	sp_mbox *mb = bridge_account_mbox(a);
+	const struct sp_mbox_folder *fo;
+	const struct sp_mbox_msg *const *v;
+	struct bg_item *it = NULL, *t;
+	size_t nf = 0, f, k, nv, n = 0, cap = 0;
+
+	*hi_r = above;
+	fo = sp_mbox_folders(mb, &nf);
+	for (f = 0; f < nf; f++) {
+		if (sp_mbox_list(mb, fo[f].id, &v, &nv) != 0)
+			continue;
+		for (k = 0; k < nv; k++) {
+			if (v[k]->id <= above)
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 256;
+				if ((t = realloc(it, cap * sizeof(*t))) ==
+				    NULL) {
+					free(it);
+					*n_r = 0;
+					*hi_r = above;
+					return NULL;
+				}
+				it = t;
+			}
+			it[n].id = v[k]->id;
+			it[n++].own = v[k]->own;
+			if (v[k]->id > *hi_r)
+				*hi_r = v[k]->id;
+		}
+	}
+	*n_r = n;
+	return it;
+}
+
+/* Step 4 for one slice: the summaries of it[0..n) into the cache.  The
+ * number made. */
+static size_t
+bg_slice(bridge_account *a, sp_cache *cache, const struct bg_item *it,
+    size_t n, uint64_t gen, int remote)
+{
+	struct fetch_ctx *x;
+	uint8_t *body[BG_SLICE], what[BG_SLICE];
+	size_t len[BG_SLICE], i, made = 0;
+	enum sp_mbox_sig sig;
+	char err[256];
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return 0;
+	x->cache = cache;
+	x->gen = gen;
+	bridge_account_lock(a);
+	/* The pins moved since the list: the next run starts over. */
+	if (pgp_gen(a) != gen)
+		n = 0;
+	for (i = 0; i < n; i++) {
+		sp_mbox *mb = bridge_account_mbox(a);
+		sp_client *cl = remote ? bridge_account_client(a, err,
+		    sizeof(err)) : NULL;
+		int rc;
+
+		body[i] = NULL;
+		what[i] = 0;
+		if (sp_mbox_msg(mb, it[i].id) == NULL)
+			continue;       /* gone meanwhile */
+		rc = sp_mbox_body(mb, cl, it[i].id, &body[i], &len[i], &sig,
+		    NULL, err, sizeof(err));
+		if (rc != 0) {
+			if (cl != NULL)
+				(void)bridge_account_settle(a, rc, err,
+				    sizeof(err));
+			body[i] = NULL;
+			continue;
+		}
+		if (imap_pgp_passthrough) {
+			what[i] = IMAP_SUMMARY_STORED;
+			continue;
+		}
+		switch (pgp_serve(a, it[i].id, &body[i], &len[i])) {
+		case 0:
+			what[i] = IMAP_SUMMARY_STORED | IMAP_SUMMARY_SERVED;
+			break;
+		case 1:
+			what[i] = IMAP_SUMMARY_SERVED;
+			break;
+		default:
+			/* Not kept: the FETCH tries serving it again. */
+			sodium_memzero(body[i], len[i]);
+			free(body[i]);
+			body[i] = NULL;
+			break;
+		}
+	}
+	bridge_account_unlock(a);
+	for (i = 0; i < n; i++) {
+		struct imap_summary sum = { 0 };
+		imap_msg *m;
+
+		if (body[i] == NULL)
+			continue;
+		if (imap_msg_create(body[i], len[i], &m) != 0)
+			continue;
+		if (imap_summary_compute(m, what[i], gen, &sum) == 0) {
+			fetch_ctx_keep(x, it[i].id, &sum);
+			made++;
+		}
+		imap_summary_finish(&sum);
+		imap_msg_destroy(m);
+	}
+	fetch_ctx_flush(x);
+	free(x);
+	return made;
+}
+
+size_t
+imap_bgsum_run(bridge_account *a, struct imap_bgsum *st)
+{
+	sp_cache *cache = sp_session_cache(bridge_account_session(a));
+	struct imap_summary sum;
+	struct bg_item *it;
+	uint64_t gen, hi;
+	size_t n = 0, i, k, made = 0;
+	char err[256];
+	int remote;
+
+	bridge_account_lock(a);
+	gen = pgp_gen(a);
+	if (!st->started || gen != st->gen) {
+		st->hi = 0;
+		st->gen = gen;
+		st->started = 1;
+	}
+	it = bg_list(a, st->hi, &n, &hi);
+	bridge_account_unlock(a);
+	if (it == NULL)
+		return 0;
+	for (i = k = 0; i < n && !bridge_account_stopping(a); i++) {
+		if (imap_summary_get(cache, it[i].id, &sum) == 0 &&
+		    imap_summary_valid(&sum, imap_pgp_passthrough ||
+		    it[i].own, gen)) {
+			imap_summary_finish(&sum);
+			continue;
+		}
+		imap_summary_finish(&sum);
+		it[k++] = it[i];
+	}
+	n = k;
+	/* Many: pipelined into the cache first; a few: one by one, from the
+	 * server if need be, as the FETCH would. */
+	remote = n < PREFETCH_MIN;
+	if (!remote && !bridge_account_stopping(a))
+		(void)bridge_account_fetch_missing(a, err, sizeof(err));
+	for (i = 0; i < n && !bridge_account_stopping(a); i += BG_SLICE)
+		made += bg_slice(a, cache, it + i, n - i < BG_SLICE ? n - i :
+		    BG_SLICE, gen, remote);
+	/* Bodies that failed are not tried again here: a FETCH will, and
+	 * says why. */
+	bridge_account_lock(a);
+	if (i >= n && pgp_gen(a) == gen)
+		st->hi = hi;
+	bridge_account_unlock(a);
+	free(it);
+	return made;
+}
+
 static void
 h_fetch(struct imap_conn *c, struct imap_command *cmd, int uid)
 {

@@ -25,6 +25,18 @@ struct imap_server;
  * verified by client-core/pgpmail.h.  Set before the server starts. */
 extern int imap_pgp_passthrough;
 
+/*
+ * Summaries made in the background (imap_cmd.c): run on the account's
+ * background thread (bridge_account_start_background) after new messages
+ * arrive, so a first FETCH of ENVELOPE/BODYSTRUCTURE after a sync finds
+ * them kept.  The state is the thread's (create it, hand destroy to the
+ * account).  run returns the number of summaries it made.
+ */
+struct imap_bgsum;
+struct imap_bgsum *imap_bgsum_create(void);
+void imap_bgsum_destroy(void *st);
+size_t imap_bgsum_run(bridge_account *a, struct imap_bgsum *st);
+
 /* o->port (STARTTLS) must be 0 or more. */
 int imap_server_create(uv_loop_t *loop, const struct bridge_server_opts *o,
     struct imap_server **s_r, char *err, size_t errlen);
