@@ -35,6 +35,8 @@ import time
 
 build = os.path.abspath(sys.argv[1])
 top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(top, "tests", "lib"))
+from sptest import free_port, read_env  # noqa: E402
 N = int(os.environ.get("SP_BENCH_IMAP_MESSAGES", "10000"))
 BRIDGE = os.path.join(build, "bridge", "sealpost-bridge")
 SEALPOST = os.path.join(build, "client-core", "sealpost")
@@ -68,14 +70,6 @@ WORDS = ("the of and to in is that it was for on are as with his they at be "
 
 tmp = tempfile.mkdtemp(prefix="sp-bench-imap-")
 procs = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def message(i, rng):
@@ -223,11 +217,7 @@ def bridge_up(mbox):
     sdir = os.path.join(tmp, "stack")
     subprocess.run([STACK, "up", sdir], env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    conf = {}
-    with open(os.path.join(sdir, "stack.env")) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            conf[k] = v
+    conf = read_env(os.path.join(sdir, "stack.env"))
     env = dict(os.environ, SEALPOST_PASSWORD=conf["USER1_PASSWORD"])
     t0 = time.monotonic()
     subprocess.run([SEALPOST, "import", "--mbox", mbox, "--cache",

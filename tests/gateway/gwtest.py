@@ -18,35 +18,16 @@ import time
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
-_n = 0
-_failed = 0
-
-
-def ok(cond, name):
-    global _n, _failed
-    _n += 1
-    print("%sok %d - %s" % ("" if cond else "not ", _n, name), flush=True)
-    if not cond:
-        _failed += 1
-    return cond
-
-
-def diag(msg):
-    for line in str(msg).splitlines():
-        print("# " + line, flush=True)
+sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
+import sptest  # noqa: E402
+from sptest import free_port, ok  # noqa: E402,F401
+from sptest import note as diag  # noqa: E402,F401
 
 
 def done():
-    print("1..%d" % _n, flush=True)
-    return 1 if _failed else 0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """The TAP plan; the exit code (1 when a check failed)."""
+    print("1..%d" % sptest.n_tests, flush=True)
+    return 1 if sptest.failed else 0
 
 
 class NxDns:

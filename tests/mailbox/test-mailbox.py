@@ -31,21 +31,9 @@ SEALPOST = os.path.join(BUILD, "client-core", "sealpost")
 STACK = os.path.join(TOP, "scripts", "sealpost-stack")
 NMSG = int(os.environ.get("SP_TEST_MBOX_MESSAGES", "1000"))
 
-n = 0
-failed = 0
-
-
-def ok(cond, what, diag=None):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, what))
-    if not cond:
-        failed += 1
-        if diag:
-            for line in str(diag).splitlines()[:20]:
-                print("# " + line)
-    sys.stdout.flush()
-    return cond
+sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
+import sptest  # noqa: E402
+from sptest import ok  # noqa: E402
 
 
 def run(args, env=None, input=None):
@@ -330,8 +318,8 @@ def tests(tmp, stack, env):
                    if v in open(os.path.join(root, f), "rb").read()]
     ok(not found_local, "nor in a device's local cache (a stolen laptop)", found_local[:5])
 
-    print("1..%d" % n)
-    return 1 if failed else 0
+    print("1..%d" % sptest.n_tests)
+    return 1 if sptest.failed else 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ ob = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ob)
 dkim = ob.dkim
 Controller = ob.Controller
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import sptest  # noqa: E402
+from sptest import note, ok, run, wait_for  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1])
 TOP = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else os.path.join(
@@ -38,31 +41,6 @@ STACK = os.path.join(TOP, "scripts", "sealpost-stack")
 SEALPOST = os.path.join(BUILD, "client-core", "sealpost")
 GATEWAY = os.path.join(BUILD, "server", "gateway", "sealpost-gateway")
 ADMIN = os.path.join(BUILD, "server", "sealpost-admin")
-
-n_test = 0
-failed = 0
-
-
-def ok(cond, name, diag=""):
-    global n_test, failed
-    n_test += 1
-    print("%s %d - %s" % ("ok" if cond else "not ok", n_test, name))
-    if not cond:
-        failed += 1
-        for line in str(diag).splitlines()[-20:]:
-            print("# " + line)
-    sys.stdout.flush()
-    return cond
-
-
-run = ob.run
-
-
-def note(text):
-    """A measured figure, printed, never asserted (no speed tests)."""
-    print("# " + text)
-    sys.stdout.flush()
-wait_for = ob.wait_for
 
 
 # ---- gpg, the outside PGP user ------------------------------------------
@@ -133,22 +111,22 @@ def outside_world(tmp, stack, conf, procs):
     ca = ob.make_cert(tmp, "ca", ["sealpost test CA"])
     mx_key, mx_crt = ob.make_cert(tmp, "mx", ["mx.ok.test"], ca)
     zones = {domain + ".": [
-        ("r1._domainkey", "TXT", ob.txt(
+        ("r1._domainkey", "TXT", sptest.txt(
             "v=DKIM1; k=rsa; p=" + base64.b64encode(rsa_pub).decode())),
-        ("e1._domainkey", "TXT", ob.txt(
+        ("e1._domainkey", "TXT", sptest.txt(
             "v=DKIM1; k=ed25519; p=" +
             base64.b64encode(ed_pub[-32:]).decode()))],
         "ok.test.": [("@", "MX", "10 mx.ok.test."),
                      ("mx", "A", "127.0.0.1")],
         "pgp.test.": [("@", "MX", "10 mx.ok.test.")]}
     os.makedirs(os.path.join(tmp, "knot"))
-    knot = ob.Knot(os.path.join(tmp, "knot"), zones)
+    knot = sptest.Knot(os.path.join(tmp, "knot"), zones)
     procs.append(knot.proc)
 
     rec = ob.Recorder()
     tctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tctx.load_cert_chain(mx_crt, mx_key)
-    mport = ob.free_port()
+    mport = sptest.free_port()
     ctl = Controller(rec, hostname="127.0.0.1", port=mport,
                      server_kwargs={"tls_context": tctx,
                                     "require_starttls": False})
@@ -575,5 +553,4 @@ if __name__ == "__main__":
     except Exception:  # a crash is a failure, with its reason
         import traceback
         ok(False, "the test ran to the end", traceback.format_exc())
-    print("1..%d" % n_test)
-    sys.exit(1 if failed else 0)
+    sptest.finish()

@@ -15,16 +15,19 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "gateway", "auth"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+import sptest  # noqa: E402
+from sptest import Knot, free_port, ok, run, txt, wait_for  # noqa: E402,F401
+sptest.diag_tail = True     # a failure shows the end of a log
 import dkim  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 from aiosmtpd.smtp import SMTP  # noqa: E402
@@ -37,98 +40,8 @@ GATEWAY = os.path.join(BUILD, "server", "gateway", "sealpost-gateway")
 SERVER = os.path.join(BUILD, "server", "sealpost-server")
 ADMIN = os.path.join(BUILD, "server", "sealpost-admin")
 
-n_test = 0
-failed = 0
-
-
-def ok(cond, name, diag=""):
-    global n_test, failed
-    n_test += 1
-    print("%s %d - %s" % ("ok" if cond else "not ok", n_test, name))
-    if not cond:
-        failed += 1
-        for line in str(diag).splitlines()[-15:]:
-            print("# " + line)
-    sys.stdout.flush()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def run(cmd, env=None, stdin=None, timeout=120):
-    p = subprocess.run(cmd, env=env, input=stdin, capture_output=True,
-                       timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
-
-
-def wait_for(pred, what, limit=60):
-    """Polls pred until true; the limit only stops a hung test (never a
-    speed assertion)."""
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    return None
-
 
 # ---- outside world: DNS, recipient MTA, MTA-STS policy server ----------
-
-class Knot:
-    def __init__(self, tmp, zones):
-        self.tmp = tmp
-        self.port = free_port()
-        conf = ["server:", "    rundir: %s" % tmp,
-                "    listen: 127.0.0.1@%d" % self.port,
-                "database:", "    storage: %s" % tmp,
-                "log:", "  - target: %s/knot.log" % tmp, "    any: info",
-                "template:", "  - id: default", "    storage: %s" % tmp,
-                "    zonefile-sync: -1", "    journal-content: none",
-                "zone:"]
-        for origin, records in zones.items():
-            fname = origin.rstrip(".") + ".zone"
-            conf += ["  - domain: %s" % origin, "    file: %s" % fname]
-            with open(os.path.join(tmp, fname), "w") as f:
-                f.write("$ORIGIN %s\n$TTL 60\n" % origin)
-                f.write("@ SOA ns.test. hostmaster.test. 1 60 60 60 60\n")
-                f.write("@ NS ns.test.\n")
-                for name, rtype, data in records:
-                    f.write("%s %s %s\n" % (name, rtype, data))
-        with open(os.path.join(tmp, "knot.conf"), "w") as f:
-            f.write("\n".join(conf) + "\n")
-        self.origins = list(zones)
-        self.proc = subprocess.Popen(
-            ["knotd", "-c", os.path.join(tmp, "knot.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        log = os.path.join(tmp, "knot.log")
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError("knotd exited")
-            try:
-                text = open(log).read()
-            except FileNotFoundError:
-                return False
-            return "server started" in text and all(
-                "[%s] loaded" % o in text for o in self.origins)
-        if not wait_for(ready, "knotd"):
-            raise RuntimeError("knotd not ready")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-def txt(value):
-    return " ".join('"%s"' % value[i:i + 250]
-                    for i in range(0, len(value), 250))
-
 
 class Recorder:
     """The recipient MTA's behaviour, per recipient domain:
@@ -556,5 +469,4 @@ if __name__ == "__main__":
     except Exception as ex:  # a crash is a failure, with its reason
         import traceback
         ok(False, "the test ran to the end", traceback.format_exc())
-    print("1..%d" % n_test)
-    sys.exit(1 if failed else 0)
+    sptest.finish()

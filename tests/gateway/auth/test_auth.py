@@ -20,57 +20,22 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, "/usr/lib/python3/dist-packages")
 import dkim  # noqa: E402  (Debian's python3-dkim)
 import nacl.signing  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "lib"))
+import sptest  # noqa: E402
+from sptest import Knot, free_port, txt  # noqa: E402
+from sptest import ok as tap  # noqa: E402
+sptest.diag_lines = 200     # a check's whole output
 
 ROOT = sys.argv[1]
 CHECKERS = sys.argv[2:]
 SHARED = os.environ.get("SP_TESTDATA") or os.path.normpath(
     os.path.join(ROOT, "..", "shared", "testdata"))
 PSL = os.path.join(SHARED, "psl", "public_suffix_list.dat")
-
-n_test = 0
-n_fail = 0
-
-
-def tap(ok, name, diag=""):
-    global n_test, n_fail
-    n_test += 1
-    if not ok:
-        n_fail += 1
-        for line in diag.splitlines():
-            print("# " + line)
-    print("%sok %d - %s" % ("" if ok else "not ", n_test, name), flush=True)
-
-
-def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            t.close()
-            continue
-        t.close()
-        u.close()
-        return port
-    raise RuntimeError("no free port")
-
-
-def txt(value):
-    """A TXT rdata in zone-file syntax: strings of at most 255 bytes."""
-    if isinstance(value, bytes):
-        value = value.decode()
-    parts = [value[i:i + 255] for i in range(0, len(value), 255)] or [""]
-    return " ".join('"%s"' % p.replace("\\", "\\\\").replace('"', '\\"')
-                    for p in parts)
 
 
 # ---- keys, made fresh for this run ----
@@ -117,63 +82,6 @@ def sign(msg, sel, dom, key, alg=b"rsa-sha256", canon=(b"relaxed",
                      length=length) + msg
 
 
-# ---- the DNS server ----
-
-class Knot:
-    def __init__(self, tmp, zones):
-        self.tmp = tmp
-        self.port = free_port()
-        conf = ["server:", "    rundir: %s" % tmp,
-                "    listen: 127.0.0.1@%d" % self.port,
-                "database:", "    storage: %s" % tmp,
-                "log:", "  - target: %s/knot.log" % tmp, "    any: info",
-                "template:", "  - id: default", "    storage: %s" % tmp,
-                "    zonefile-sync: -1", "    journal-content: none",
-                "zone:"]
-        for origin, records in zones.items():
-            fname = origin.rstrip(".") + ".zone"
-            conf += ["  - domain: %s" % origin, "    file: %s" % fname]
-            if records is None:
-                continue    # configured, never loads: SERVFAIL
-            with open(os.path.join(tmp, fname), "w") as f:
-                f.write("$ORIGIN %s\n$TTL 60\n" % origin)
-                f.write("@ SOA ns.test. hostmaster.test. 1 60 60 60 60\n")
-                f.write("@ NS ns.test.\n")
-                for name, rtype, data in records:
-                    f.write("%s %s %s\n" % (name, rtype, data))
-        with open(os.path.join(tmp, "knot.conf"), "w") as f:
-            f.write("\n".join(conf) + "\n")
-        self.proc = subprocess.Popen(
-            ["knotd", "-c", os.path.join(tmp, "knot.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait_ready()
-
-    def wait_ready(self):
-        # Ready when it answers a TCP connection and has loaded test.
-        # (its log says so); no fixed sleep.
-        log = os.path.join(self.tmp, "knot.log")
-        for _ in range(600):
-            if self.proc.poll() is not None:
-                raise RuntimeError("knotd exited: " + open(log).read())
-            try:
-                with open(log) as f:
-                    text = f.read()
-            except FileNotFoundError:
-                text = ""
-            if "[test.] loaded" in text and "server started" in text:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("knotd not ready")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def main():
     tmp = tempfile.mkdtemp(prefix="sp-gw-auth-")
     knot = None
@@ -183,8 +91,8 @@ def main():
         if isinstance(knot, Knot):
             knot.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n_test)
-    return 1 if n_fail else 0
+    print("1..%d" % sptest.n_tests)
+    return 1 if sptest.failed else 0
 
 
 def run(tmp):
@@ -287,7 +195,7 @@ def run(tmp):
                           .replace(b"\n", b"\r\n")))
     # The RFC 8463 example key (../shared/testdata/README.md) is also
     # in mail-auth 001.
-    knot = Knot(tmp, zones)
+    knot = Knot(tmp, zones, ready=["test."])
     dns = "127.0.0.1:%d" % knot.port
     zone_txt = {}
     for origin, recs in zones.items():
@@ -578,7 +486,7 @@ def cases(checker, dns, knot, rsa_pem, small_pem, big_pem, ed_sk, dnsfunc,
            "a@dm-tempnone.test", message("dm-tempnone.test"),
            [("spf", "temperror"), ("dmarc", "temperror")], "accept")
     # the DNS server down: every lookup times out or is refused
-    down = "127.0.0.1:%d" % free_port()
+    down = "127.0.0.1:%d" % free_port(udp=True)
     rc, out, act, err = check(checker, down, "127.0.0.1",
                               "a@dm-reject.test", message("dm-reject.test"))
     tap(rc == 0 and ("spf", "temperror") in results(out)
