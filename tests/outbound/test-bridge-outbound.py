@@ -94,31 +94,12 @@ def outside_world(tmp, stack, conf, procs):
     log."""
     data = conf["DATA_DIR"]
     domain = conf["DOMAIN"]
-    kdir = os.path.join(data, "dkim", domain)
-    os.makedirs(kdir, exist_ok=True)
-    rsa_key = os.path.join(kdir, "r1.rsa.key")
-    ed_key = os.path.join(kdir, "e1.ed25519.key")
-    run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
-         "rsa_keygen_bits:2048", "-out", rsa_key])
-    run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", ed_key])
-    with open(os.path.join(kdir, "domain.conf"), "w") as f:
-        f.write("domain = %s\nrsa-selector = r1\ned25519-selector = e1\n"
-                % domain)
-    rc, rsa_pub, e = run(["openssl", "pkey", "-in", rsa_key, "-pubout",
-                          "-outform", "DER"])
-    rc, ed_pub, e = run(["openssl", "pkey", "-in", ed_key, "-pubout",
-                         "-outform", "DER"])
     ca = ob.make_cert(tmp, "ca", ["sealpost test CA"])
     mx_key, mx_crt = ob.make_cert(tmp, "mx", ["mx.ok.test"], ca)
-    zones = {domain + ".": [
-        ("r1._domainkey", "TXT", sptest.txt(
-            "v=DKIM1; k=rsa; p=" + base64.b64encode(rsa_pub).decode())),
-        ("e1._domainkey", "TXT", sptest.txt(
-            "v=DKIM1; k=ed25519; p=" +
-            base64.b64encode(ed_pub[-32:]).decode()))],
-        "ok.test.": [("@", "MX", "10 mx.ok.test."),
-                     ("mx", "A", "127.0.0.1")],
-        "pgp.test.": [("@", "MX", "10 mx.ok.test.")]}
+    zones = {domain + ".": ob.dkim_keys(data, domain),
+             "ok.test.": [("@", "MX", "10 mx.ok.test."),
+                          ("mx", "A", "127.0.0.1")],
+             "pgp.test.": [("@", "MX", "10 mx.ok.test.")]}
     os.makedirs(os.path.join(tmp, "knot"))
     knot = sptest.Knot(os.path.join(tmp, "knot"), zones)
     procs.append(knot.proc)

@@ -183,12 +183,9 @@ def stop_pidfile(path):
              open("/proc/%d/stat" % pid).read().split()[2] == "Z", "exit")
 
 
-def tests(tmp, stack, conf, env, procs):
-    data = conf["DATA_DIR"]
-    domain = conf["DOMAIN"]
-    user1, user2 = conf["USER1"], conf["USER2"]
-
-    # DKIM keys in the layout `sealpost-admin domain add` writes.
+def dkim_keys(data, domain):
+    """DKIM keys (RSA r1, Ed25519 e1) for domain in the layout
+    `sealpost-admin domain add` writes under data; their zone records."""
     kdir = os.path.join(data, "dkim", domain)
     os.makedirs(kdir, exist_ok=True)
     rsa_key = os.path.join(kdir, "r1.rsa.key")
@@ -203,8 +200,19 @@ def tests(tmp, stack, conf, env, procs):
                           "-outform", "DER"])
     rc, ed_pub, e = run(["openssl", "pkey", "-in", ed_key, "-pubout",
                          "-outform", "DER"])
-    rsa_p = base64.b64encode(rsa_pub).decode()
-    ed_p = base64.b64encode(ed_pub[-32:]).decode()
+    return [("r1._domainkey", "TXT", txt(
+        "v=DKIM1; k=rsa; p=" + base64.b64encode(rsa_pub).decode())),
+        ("e1._domainkey", "TXT", txt(
+            "v=DKIM1; k=ed25519; p=" +
+            base64.b64encode(ed_pub[-32:]).decode()))]
+
+
+def tests(tmp, stack, conf, env, procs):
+    data = conf["DATA_DIR"]
+    domain = conf["DOMAIN"]
+    user1, user2 = conf["USER1"], conf["USER2"]
+
+    dkim_records = dkim_keys(data, domain)
 
     # Certificates: a test CA for MTA-STS, the MX's certificate from it
     # naming only mx.ok.test (so for mx.sts.test it is a bad certificate).
@@ -213,9 +221,7 @@ def tests(tmp, stack, conf, env, procs):
     web_key, web_crt = make_cert(tmp, "web", ["mta-sts.sts.test",
                                               "mta-sts.stsgood.test"], ca)
 
-    zones = {domain + ".": [
-        ("r1._domainkey", "TXT", txt("v=DKIM1; k=rsa; p=" + rsa_p)),
-        ("e1._domainkey", "TXT", txt("v=DKIM1; k=ed25519; p=" + ed_p))]}
+    zones = {domain + ".": dkim_records}
     for d in ("ok.test", "temp.test", "bad.test", "never.test", "sts.test",
               "stsgood.test"):
         mx = "mx.sts.test." if d == "sts.test" else "mx.ok.test."
