@@ -160,6 +160,19 @@ class Knot:
             self.proc.wait()
 
 
+def stop_procs(procs, timeout):
+    """Terminates each process of procs still running (SIGTERM; SIGKILL
+    after timeout seconds) and reaps it."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
 def read_env(path):
     """KEY=VALUE lines (stack.env) as a dict."""
     conf = {}
@@ -194,14 +207,7 @@ class Stack:
         return read_env(os.path.join(self.dir, 'stack.env'))
 
     def cleanup(self, before_rmtree=None):
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_procs(self.procs, 15)
         subprocess.run([self.script, 'down', self.dir],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if before_rmtree:

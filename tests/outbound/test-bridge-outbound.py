@@ -75,13 +75,7 @@ def main():
                     open(os.path.join(stack, "stack.env")).read().split())
         tests(tmp, stack, conf, env, procs, homes)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        sptest.stop_procs(procs, 20)
         run([STACK, "down", stack], env=env)
         for h in homes:
             run(["gpgconf", "--homedir", h, "--kill", "all"])
@@ -130,16 +124,7 @@ def outside_world(tmp, stack, conf, procs):
     with open(os.path.join(stack, "gateway.pid"), "w") as f:
         f.write(str(gw.pid))
 
-    def dnsfunc(name, timeout=5):
-        n = name.decode().rstrip(".")
-        for origin, recs in zones.items():
-            o = origin.rstrip(".")
-            if n.endswith("." + o):
-                label = n[:-len(o) - 1]
-                for lab, t, d in recs:
-                    if lab == label and t == "TXT":
-                        return "".join(re.findall(r'"([^"]*)"', d)).encode()
-        return None
+    dnsfunc = ob.zone_dnsfunc(zones)
 
     def gwlog():
         return open(glog_path, "rb").read().decode("utf-8", "replace")

@@ -138,13 +138,7 @@ def main():
                     open(os.path.join(stack, "stack.env")).read().split())
         return tests(tmp, stack, conf, env, procs)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        sptest.stop_procs(procs, 20)
         run([STACK, "down", stack], env=env)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -205,6 +199,22 @@ def dkim_keys(data, domain):
         ("e1._domainkey", "TXT", txt(
             "v=DKIM1; k=ed25519; p=" +
             base64.b64encode(ed_pub[-32:]).decode()))]
+
+
+def zone_dnsfunc(zones):
+    """A dnsfunc for dkimpy answering TXT queries from zones (as given to
+    Knot), so it reads the same records as the gateway."""
+    def dnsfunc(name, timeout=5):
+        n = name.decode().rstrip(".")
+        for origin, recs in zones.items():
+            o = origin.rstrip(".")
+            if n.endswith("." + o):
+                label = n[:-len(o) - 1]
+                for lab, t, d in recs:
+                    if lab == label and t == "TXT":
+                        return "".join(re.findall(r'"([^"]*)"', d)).encode()
+        return None
+    return dnsfunc
 
 
 def tests(tmp, stack, conf, env, procs):
@@ -319,17 +329,7 @@ def tests(tmp, stack, conf, env, procs):
         ok(tls, "STARTTLS was used (the MX offers it)")
         ok(b"\r\n.leading dot line" in content,
            "dot-stuffing undone at the other end")
-
-        def dnsfunc(name, timeout=5):
-            n = name.decode().rstrip(".")
-            for origin, recs in zones.items():
-                o = origin.rstrip(".")
-                if n.endswith("." + o):
-                    label = n[:-len(o) - 1]
-                    for lab, t, d in recs:
-                        if lab == label and t == "TXT":
-                            return "".join(re.findall(r'"([^"]*)"', d)).encode()
-            return None
+        dnsfunc = zone_dnsfunc(zones)
         sigs = [i for i, l in enumerate(content.split(b"\r\n"))
                 if l.lower().startswith(b"dkim-signature:")]
         ok(len(sigs) == 2, "two DKIM signatures (RSA and Ed25519)",
