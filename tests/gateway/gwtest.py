@@ -1,9 +1,8 @@
 """Shared helpers for the gateway's integration tests: a real sealpost
 stack (scripts/sealpost-stack), a gateway process on a free port, a tiny
-DNS responder that answers NXDOMAIN for everything (so SPF/DKIM/DMARC run
-for real and quickly find nothing), raw SMTP sockets, and reading a
-user's mail back through the real client (`sealpost export`).  TAP
-output through ok()."""
+DNS responder (TXT records given, NXDOMAIN for everything else), raw SMTP
+sockets, and reading a user's mail back through the real client
+(`sealpost export`).  TAP output through ok() (tests/lib/sptest.py)."""
 
 import os
 import shutil
@@ -30,16 +29,41 @@ def done():
     return 1 if sptest.failed else 0
 
 
-class NxDns:
-    """Answers every UDP query with NXDOMAIN, echoing the question."""
+class TxtDns:
+    """A DNS server on UDP 127.0.0.1: answers TXT queries from zone
+    ({name: [strings]}), NOERROR with no answer for other types of a name
+    in zone, NXDOMAIN for everything else (so SPF/DKIM/DMARC run for real
+    and quickly find nothing)."""
 
-    def __init__(self):
+    def __init__(self, zone=None):
+        self.zone = zone or {}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.stop = False
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
+
+    def answer(self, q):
+        i, labels = 12, []
+        while i < len(q) and q[i] != 0:
+            labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace"))
+            i += q[i] + 1
+        qtype = int.from_bytes(q[i + 1:i + 3], "big")
+        name = ".".join(labels).lower()
+        question = q[12:i + 5]
+        txts = self.zone.get(name) if qtype == 16 else None
+        rcode = 0 if (name in self.zone) else 3
+        # QR=1, opcode from the query, AA=1, RD copied, RA=1, rcode; the
+        # question section is echoed.
+        flags = 0x8000 | (q[2] & 0x79) << 8 | 0x0400 | 0x0080 | rcode
+        an = b""
+        for t in txts or []:
+            rdata = bytes([len(t)]) + t.encode()
+            an += b"\xc0\x0c" + (16).to_bytes(2, "big") + b"\x00\x01" + \
+                (60).to_bytes(4, "big") + len(rdata).to_bytes(2, "big") + rdata
+        return q[:2] + flags.to_bytes(2, "big") + q[4:6] + \
+            len(txts or []).to_bytes(2, "big") + b"\0\0\0\0" + question + an
 
     def run(self):
         self.sock.settimeout(0.2)
@@ -50,27 +74,19 @@ class NxDns:
                 continue
             except OSError:
                 return
-            if len(q) < 12:
-                continue
-            # QR=1, opcode from the query, AA=1, RD copied, RA=1, NXDOMAIN;
-            # the question section is echoed, no answers.
-            flags = 0x8000 | (q[2] & 0x79) << 8 | 0x0400 | 0x0080 | 3
-            resp = q[:2] + flags.to_bytes(2, "big") + q[4:6] + \
-                b"\0\0\0\0\0\0"
-            # question: up to the end of the first QNAME + 4 bytes
-            i = 12
-            while i < len(q) and q[i] != 0:
-                i += q[i] + 1
-            resp += q[12:i + 5]
-            try:
-                self.sock.sendto(resp, addr)
-            except OSError:
-                pass
+            if len(q) >= 17:
+                try:
+                    self.sock.sendto(self.answer(q), addr)
+                except OSError:
+                    pass
 
     def close(self):
         self.stop = True
         self.t.join(2)
         self.sock.close()
+
+
+NxDns = TxtDns      # no records: NXDOMAIN for every name
 
 
 class Stack:
@@ -86,11 +102,7 @@ class Stack:
         if not self.up:
             diag(r.stdout + r.stderr)
             return
-        self.env = {}
-        with open(os.path.join(self.dir, "stack.env")) as f:
-            for line in f:
-                k, _, v = line.rstrip("\n").partition("=")
-                self.env[k] = v
+        self.env = sptest.read_env(os.path.join(self.dir, "stack.env"))
         self.cert = os.path.join(self.dir, "tls/cert.pem")
         self.key = os.path.join(self.dir, "tls/key.pem")
 

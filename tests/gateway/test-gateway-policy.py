@@ -16,12 +16,10 @@ TAP output.  Argument: the build directory.
 import base64
 import os
 import smtplib
-import socket
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gwtest import Gateway, Stack, done, ok, diag  # noqa: E402
+from gwtest import Gateway, Stack, TxtDns, done, ok, diag  # noqa: E402
 
 ZONE = {
     "evil.test": ["v=spf1 -all"],
@@ -29,57 +27,6 @@ ZONE = {
     "soft.test": ["v=spf1 -all"],
     "_dmarc.soft.test": ["v=DMARC1; p=quarantine"],
 }
-
-
-class TxtDns:
-    """Answers TXT queries from ZONE, NXDOMAIN for everything else."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.stop = False
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def answer(self, q):
-        i, labels = 12, []
-        while i < len(q) and q[i] != 0:
-            labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace"))
-            i += q[i] + 1
-        qtype = int.from_bytes(q[i + 1:i + 3], "big")
-        name = ".".join(labels).lower()
-        question = q[12:i + 5]
-        txts = ZONE.get(name) if qtype == 16 else None
-        rcode = 0 if (name in ZONE) else 3
-        flags = 0x8000 | (q[2] & 0x79) << 8 | 0x0400 | 0x0080 | rcode
-        an = b""
-        for t in txts or []:
-            rdata = bytes([len(t)]) + t.encode()
-            an += b"\xc0\x0c" + (16).to_bytes(2, "big") + b"\x00\x01" + \
-                (60).to_bytes(4, "big") + len(rdata).to_bytes(2, "big") + rdata
-        return q[:2] + flags.to_bytes(2, "big") + q[4:6] + \
-            len(txts or []).to_bytes(2, "big") + b"\0\0\0\0" + question + an
-
-    def run(self):
-        self.sock.settimeout(0.2)
-        while not self.stop:
-            try:
-                q, addr = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if len(q) >= 17:
-                try:
-                    self.sock.sendto(self.answer(q), addr)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.stop = True
-        self.t.join(2)
-        self.sock.close()
 
 
 def msg(frm, to, subject, body="hello\r\n"):
@@ -106,7 +53,7 @@ build = os.path.abspath(sys.argv[1])
 stack = Stack(build, accounts=1)
 if not ok(stack.up, "sealpost-stack up"):
     sys.exit(done())
-dns = TxtDns()
+dns = TxtDns(ZONE)
 user, pw = stack["USER1"], stack["USER1_PASSWORD"]
 dom = stack["DOMAIN"]
 expect = {}   # subject -> folder it must be in (None: refused)
