@@ -15,30 +15,17 @@ TAP output.  Argument: build dir.
 import imaplib
 import os
 import re
-import shutil
 import signal
 import smtplib
 import ssl
-import subprocess
 import sys
-import tempfile
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(TOP, "build"))
-STACK = os.path.join(TOP, "scripts", "sealpost-stack")
-n = failed = 0
-
-
-def ok(cond, what, diag=None):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, what), flush=True)
-    if not cond:
-        failed += 1
-        if diag is not None:
-            print("# %r" % (diag,))
-    return cond
+sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
+import sptest  # noqa: E402
+from sptest import ok  # noqa: E402
 
 
 def made(tmp, user):
@@ -72,68 +59,65 @@ def send(conf, subjects):
     s.quit()
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="sp-bgsum-")
-    env = dict(os.environ, SEALPOST_BUILD_DIR=BUILD)
-    r = subprocess.run([STACK, "up", tmp, "--accounts", "1", "--no-welcome"], env=env,
-                       capture_output=True, text=True)
-    try:
-        if not ok(r.returncode == 0, "the local stack is up (server, gateway, bridge)",
-                  r.stderr[-500:]):
-            return 1
-        conf = dict(l.split("=", 1) for l in open(os.path.join(tmp, "stack.env")).read().split())
-        user = conf["USER1"]
-        tag = os.urandom(3).hex()
-        first = ["bg-%s-%02d" % (tag, i) for i in range(40)]
-        send(conf, first)
-        got = wait_made(tmp, user, 40)
-        ok(got == 40, "40 delivered messages are summarised once each in the background",
-           got)
-        more = ["bg-%s-late-%d" % (tag, i) for i in range(2)]
-        send(conf, more)
-        got = wait_made(tmp, user, 42)
-        ok(got == 42, "2 more are summarised too, and only they", got)
+def main(st):
+    conf = st.up(1, welcome=False)
+    ok(True, "the local stack is up (server, gateway, bridge)")
+    tmp = st.dir
+    user = conf["USER1"]
+    tag = os.urandom(3).hex()
+    first = ["bg-%s-%02d" % (tag, i) for i in range(40)]
+    send(conf, first)
+    got = wait_made(tmp, user, 40)
+    ok(got == 40, "40 delivered messages are summarised once each in the background",
+       got)
+    more = ["bg-%s-late-%d" % (tag, i) for i in range(2)]
+    send(conf, more)
+    got = wait_made(tmp, user, 42)
+    ok(got == 42, "2 more are summarised too, and only they", got)
 
-        # No server from here: what a FETCH answers was made beforehand.
-        with open(os.path.join(tmp, "server.pid")) as f:
-            spid = int(f.read())
-        os.kill(spid, signal.SIGTERM)
-        for _ in range(200):
-            try:
-                os.kill(spid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        host, port = conf["BRIDGE_IMAP"].rsplit(":", 1)
-        m = imaplib.IMAP4(host, int(port))
-        m.starttls(ssl_context=ssl.create_default_context(cafile=conf["BRIDGE_CA_FILE"]))
-        m.login(user, conf["USER1_BRIDGE_PASSWORD"])
-        typ, data = m.select("INBOX", readonly=True)
-        ok(typ == "OK" and data[0] == b"42", "the INBOX holds the 42 messages", data)
-        typ, data = m.uid("FETCH", "1:*", "(ENVELOPE BODYSTRUCTURE RFC822.SIZE)")
-        items = [d for d in data if isinstance(d, bytes)]
-        ok(typ == "OK" and len(items) == 42,
-           "the first FETCH answers for every message with the server stopped",
-           (typ, data[:2]))
-        want = first + more
-        subj = [re.search(rb'ENVELOPE \((?:NIL|"[^"]*") "([^"]*)"', d) for d in items]
-        subj = [s.group(1).decode() if s else None for s in subj]
-        ok(subj == want, "each envelope has its message's subject", subj[:3])
-        ok(all(b'BODYSTRUCTURE ("TEXT" "PLAIN"' in d for d in items),
-           "each has its body structure", items[:1])
-        sizes = [int(re.search(rb"RFC822\.SIZE (\d+)", d).group(1)) for d in items]
-        typ, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
-        bodies = [d[1] for d in data if isinstance(d, tuple)]
-        ok(typ == "OK" and [len(b) for b in bodies] == sizes,
-           "RFC822.SIZE is the length of what BODY[] serves",
-           (sizes[:3], [len(b) for b in bodies[:3]]))
-        m.logout()
-    finally:
-        subprocess.run([STACK, "down", tmp], env=env, capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n)
-    return 1 if failed else 0
+    # No server from here: what a FETCH answers was made beforehand.
+    with open(os.path.join(tmp, "server.pid")) as f:
+        spid = int(f.read())
+    os.kill(spid, signal.SIGTERM)
+    for _ in range(200):
+        try:
+            os.kill(spid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    host, port = conf["BRIDGE_IMAP"].rsplit(":", 1)
+    m = imaplib.IMAP4(host, int(port))
+    m.starttls(ssl_context=ssl.create_default_context(cafile=conf["BRIDGE_CA_FILE"]))
+    m.login(user, conf["USER1_BRIDGE_PASSWORD"])
+    typ, data = m.select("INBOX", readonly=True)
+    ok(typ == "OK" and data[0] == b"42", "the INBOX holds the 42 messages", data)
+    typ, data = m.uid("FETCH", "1:*", "(ENVELOPE BODYSTRUCTURE RFC822.SIZE)")
+    items = [d for d in data if isinstance(d, bytes)]
+    ok(typ == "OK" and len(items) == 42,
+       "the first FETCH answers for every message with the server stopped",
+       (typ, data[:2]))
+    want = first + more
+    subj = [re.search(rb'ENVELOPE \((?:NIL|"[^"]*") "([^"]*)"', d) for d in items]
+    subj = [s.group(1).decode() if s else None for s in subj]
+    ok(subj == want, "each envelope has its message's subject", subj[:3])
+    ok(all(b'BODYSTRUCTURE ("TEXT" "PLAIN"' in d for d in items),
+       "each has its body structure", items[:1])
+    sizes = [int(re.search(rb"RFC822\.SIZE (\d+)", d).group(1)) for d in items]
+    typ, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    bodies = [d[1] for d in data if isinstance(d, tuple)]
+    ok(typ == "OK" and [len(b) for b in bodies] == sizes,
+       "RFC822.SIZE is the length of what BODY[] serves",
+       (sizes[:3], [len(b) for b in bodies[:3]]))
+    m.logout()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    st = sptest.Stack(BUILD, TOP, "sp-bgsum-")
+    try:
+        main(st)
+    except Exception:  # a crash is a failure, with its story
+        import traceback
+        ok(False, "no exception", traceback.format_exc())
+    finally:
+        st.cleanup()
+    sptest.finish()

@@ -11,30 +11,17 @@ printed as a figure, never asserted.  TAP output.  Argument: build dir.
 """
 import imaplib
 import os
-import shutil
 import smtplib
 import ssl
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(TOP, "build"))
-STACK = os.path.join(TOP, "scripts", "sealpost-stack")
-n = failed = 0
-
-
-def ok(cond, what, diag=None):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, what), flush=True)
-    if not cond:
-        failed += 1
-        if diag is not None:
-            print("# %r" % (diag,))
-    return cond
+sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
+import sptest  # noqa: E402
+from sptest import ok, note  # noqa: E402
 
 
 def notifies(conf):
@@ -47,60 +34,56 @@ def notifies(conf):
     return -1
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="sp-idle-")
-    env = dict(os.environ, SEALPOST_BUILD_DIR=BUILD)
-    r = subprocess.run([STACK, "up", tmp, "--accounts", "1", "--no-welcome"], env=env,
-                       capture_output=True, text=True)
-    try:
-        if not ok(r.returncode == 0, "the local stack is up (server, gateway, bridge)",
-                  r.stderr[-500:]):
-            return 1
-        conf = dict(l.split("=", 1) for l in open(os.path.join(tmp, "stack.env")).read().split())
-        host, port = conf["BRIDGE_IMAP"].rsplit(":", 1)
-        m = imaplib.IMAP4(host, int(port))
-        m.starttls(ssl_context=ssl.create_default_context(cafile=conf["BRIDGE_CA_FILE"]))
-        m.login(conf["USER1"], conf["USER1_BRIDGE_PASSWORD"])
-        typ, data = m.select("INBOX")
-        ok(typ == "OK" and data[0] == b"0", "the INBOX starts empty", data)
-        before = notifies(conf)
-        tag = m._new_tag().decode()
-        m.send(("%s IDLE\r\n" % tag).encode())
-        cont = m.readline()
-        ok(cont.startswith(b"+"), "IDLE is accepted", cont)
+def main(st):
+    conf = st.up(1, welcome=False)
+    ok(True, "the local stack is up (server, gateway, bridge)")
+    host, port = conf["BRIDGE_IMAP"].rsplit(":", 1)
+    m = imaplib.IMAP4(host, int(port))
+    m.starttls(ssl_context=ssl.create_default_context(cafile=conf["BRIDGE_CA_FILE"]))
+    m.login(conf["USER1"], conf["USER1_BRIDGE_PASSWORD"])
+    typ, data = m.select("INBOX")
+    ok(typ == "OK" and data[0] == b"0", "the INBOX starts empty", data)
+    before = notifies(conf)
+    tag = m._new_tag().decode()
+    m.send(("%s IDLE\r\n" % tag).encode())
+    cont = m.readline()
+    ok(cont.startswith(b"+"), "IDLE is accepted", cont)
 
-        subject = "through the gateway %s" % os.urandom(4).hex()
-        gh, gp = conf["GATEWAY_SMTP"].rsplit(":", 1)
-        s = smtplib.SMTP(gh, int(gp), timeout=60)
-        s.sendmail("sender@example.org", [conf["USER1"]],
-                   ("From: <sender@example.org>\r\nTo: <%s>\r\nSubject: %s\r\n\r\n"
-                    "hello\r\n" % (conf["USER1"], subject)).encode())
-        t_acked = time.monotonic()      # the 250: the commit is durable
-        m.sock.settimeout(60)
+    subject = "through the gateway %s" % os.urandom(4).hex()
+    gh, gp = conf["GATEWAY_SMTP"].rsplit(":", 1)
+    s = smtplib.SMTP(gh, int(gp), timeout=60)
+    s.sendmail("sender@example.org", [conf["USER1"]],
+               ("From: <sender@example.org>\r\nTo: <%s>\r\nSubject: %s\r\n\r\n"
+                "hello\r\n" % (conf["USER1"], subject)).encode())
+    t_acked = time.monotonic()      # the 250: the commit is durable
+    m.sock.settimeout(60)
+    line = m.readline()
+    latency = time.monotonic() - t_acked
+    s.quit()
+    ok(line.strip() == b"* 1 EXISTS", "the client in IDLE is told of the new message",
+       line)
+    note("figure: gateway 250 to IMAP EXISTS in %.3f s" % latency)
+    m.send(b"DONE\r\n")
+    while True:
         line = m.readline()
-        latency = time.monotonic() - t_acked
-        s.quit()
-        ok(line.strip() == b"* 1 EXISTS", "the client in IDLE is told of the new message",
-           line)
-        print("# figure: gateway 250 to IMAP EXISTS in %.3f s" % latency, flush=True)
-        m.send(b"DONE\r\n")
-        while True:
-            line = m.readline()
-            if line.startswith(tag.encode()) or not line:
-                break
-        ok(line.startswith((tag + " OK").encode()), "IDLE ends with DONE", line)
-        typ, d = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-        ok(typ == "OK" and subject.encode() in d[0][1], "it is the message that was sent", d)
-        after = notifies(conf)
-        ok(before >= 0 and after > before,
-           "the server was told by the gateway's notify datagram (%d -> %d)" % (before, after))
-        m.logout()
-    finally:
-        subprocess.run([STACK, "down", tmp], env=env, capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n)
-    return 1 if failed else 0
+        if line.startswith(tag.encode()) or not line:
+            break
+    ok(line.startswith((tag + " OK").encode()), "IDLE ends with DONE", line)
+    typ, d = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    ok(typ == "OK" and subject.encode() in d[0][1], "it is the message that was sent", d)
+    after = notifies(conf)
+    ok(before >= 0 and after > before,
+       "the server was told by the gateway's notify datagram (%d -> %d)" % (before, after))
+    m.logout()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    st = sptest.Stack(BUILD, TOP, "sp-idle-")
+    try:
+        main(st)
+    except Exception:  # a crash is a failure, with its story
+        import traceback
+        ok(False, "no exception", traceback.format_exc())
+    finally:
+        st.cleanup()
+    sptest.finish()
