@@ -896,6 +896,27 @@ sp_cache_get(sp_cache *c, uint8_t table, const void *key, size_t klen,
 }
 
 int
+sp_cache_has(sp_cache *c, uint8_t table, const void *key, size_t klen)
+{
+	uint8_t sk[HASHBYTES];
+	MDB_val k, v;
+	MDB_txn *txn;
+	int rc;
+
+	if (c == NULL)
+		return SP_EINVAL;
+	if ((rc = key_args(table, key, klen)) != 0)
+		return rc;
+	kv_key(c, table, key, klen, sk);
+	k = mv(sk, sizeof(sk));
+	if ((rc = txn_begin(c, MDB_RDONLY, &txn)) != 0)
+		return err_map(rc);
+	rc = mdb_get(txn, c->kv, &k, &v);
+	txn_end(c, txn);
+	return err_map(rc);
+}
+
+int
 sp_cache_log_get(sp_cache *c, uint64_t seq, uint8_t **rec_r, size_t *len_r)
 {
 	uint8_t k[SEQBYTES], ad[LOG_ADBYTES];

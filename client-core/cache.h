@@ -164,6 +164,12 @@ int sp_cache_put(sp_cache *c, uint8_t table, const void *key, size_t klen,
 SP_WUR int sp_cache_get(sp_cache *c, uint8_t table, const void *key,
     size_t klen, uint8_t **val_r, size_t *vlen_r);
 
+/* 0 if (table, key) holds a value, ENOENT if not, without decrypting it
+ * (so a tampered value is only found when it is read).  For callers that
+ * need presence only: asking sp_cache_get costs a full decryption. */
+SP_WUR int sp_cache_has(sp_cache *c, uint8_t table, const void *key,
+    size_t klen);
+
 /* Removes (table, key); ENOENT if absent.  Durable on return. */
 int sp_cache_del(sp_cache *c, uint8_t table, const void *key, size_t klen);
 

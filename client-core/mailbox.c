@@ -1998,18 +1998,13 @@ sp_mbox_fetch_bodies_par(sp_mbox *mb, sp_client *const *cs, size_t ncs,
 		return SP_ENOMEM;
 	}
 	for (i = 0; i < mb->nmsgs; i++) {
-		uint8_t key[8], *v = NULL;
-		size_t vlen = 0;
+		uint8_t key[8];
 
 		if (mb->msgs[i]->m.meta.blob_id_len != 32)
 			continue;
 		sp_put_be64(key, mb->msgs[i]->m.id);
-		if (sp_cache_get(mb->cache, SP_CACHE_T_BODY, key, 8, &v,
-		    &vlen) == 0) {
-			sodium_memzero(v, vlen);
-			free(v);
+		if (sp_cache_has(mb->cache, SP_CACHE_T_BODY, key, 8) == 0)
 			continue;
-		}
 		f.want[f.nwant++] = mb->msgs[i]->m.id;
 	}
 	pthread_mutex_init(&f.mu, NULL);

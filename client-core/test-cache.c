@@ -243,6 +243,10 @@ t_tables(void)
 	EXPECT(c, SP_CACHE_T_MAILBOX, "k", "two");
 	CHECK_RC(get_rc(c, SP_CACHE_T_BODY, "k"), ENOENT);
 	CHECK_RC(get_rc(c, SP_CACHE_T_MESSAGE, "K"), ENOENT);
+	/* Presence without decryption: the same answers as get. */
+	CHECK_RC(sp_cache_has(c, SP_CACHE_T_MESSAGE, "k", 1), 0);
+	CHECK_RC(sp_cache_has(c, SP_CACHE_T_BODY, "k", 1), ENOENT);
+	CHECK_RC(sp_cache_has(c, SP_CACHE_T_MESSAGE, "K", 1), ENOENT);
 
 	/* Empty key and empty value. */
 	CHECK_RC(sp_cache_put(c, 200, NULL, 0, NULL, 0), 0);
