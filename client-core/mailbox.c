@@ -1625,7 +1625,9 @@ sp_mbox_sync(sp_mbox *mb, sp_client *c, char *err, size_t errlen)
 		set_err(err, errlen, "applying the log", rc);
 		return rc;
 	}
-	for (i = 0; i < mb->nmsgs; i++) {
+	/* References taken are recorded in one commit, also when a later
+	 * one fails (the server keeps them either way). */
+	for (i = 0; i < mb->nmsgs && rc == 0; i++) {
 		struct msg *x = mb->msgs[i];
 
 		if (!x->needs_ref || x->m.meta.blob_id_len != 32)
@@ -1637,12 +1639,18 @@ sp_mbox_sync(sp_mbox *mb, sp_client *c, char *err, size_t errlen)
 			rc = 0;
 		}
 		if (rc != 0)
-			return rc;
+			break;
 		x->needs_ref = 0;
-		if ((rc = mark_dirty(mb, x)) != 0 ||
-		    (rc = persist(mb, mb->applied)) != 0)
-			return rc;
+		rc = mark_dirty(mb, x);
 	}
+	if (mb->ndirty > 0) {
+		int prc = persist(mb, mb->applied);
+
+		if (rc == 0)
+			rc = prc;
+	}
+	if (rc != 0)
+		return rc;
 	/* When the log has grown well past what it describes, compact it.
 	 * Best effort: another device may be doing the same ("the log
 	 * moved"), and a failure here is not a failure to sync. */
