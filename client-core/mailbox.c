@@ -2323,24 +2323,46 @@ sp_mbox_move(sp_mbox *mb, sp_client *c, const uint64_t *ids, size_t n,
 	return wb_done(&w, mb, c, NULL, err, errlen);
 }
 
+/* Orders 32-byte blob ids. */
+static int
+blob_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
 /* Deletes the blobs of the given (now dead) messages that no live message
- * still names.  Best effort: a blob left behind costs quota, not mail. */
+ * still names.  Best effort: a blob left behind costs quota, not mail.
+ * The candidates are sorted once, so one pass over the mailbox finds the
+ * ones still in use (a bulk delete in a large mailbox stays linear). */
 static void
 blobs_release(sp_mbox *mb, sp_client *c, uint8_t (*blobs)[32], size_t n)
 {
 	struct sp_client_msg *m = NULL;
 	struct sp_frame f;
+	uint8_t *used;
 	char err[128];
 	size_t i, j;
 
-	for (i = 0; i < n; i++) {
-		int used = 0;
+	if (n == 0 || (used = calloc(n, 1)) == NULL)
+		return;
+	qsort(blobs, n, 32, blob_cmp);
+	for (i = 0; i < mb->nmsgs; i++) {
+		const uint8_t (*hit)[32];
 
-		for (j = 0; j < mb->nmsgs && !used; j++)
-			used = mb->msgs[j]->m.meta.blob_id_len == 32 &&
-			    memcmp(mb->msgs[j]->m.meta.blob_id, blobs[i],
-			    32) == 0;
-		if (used)
+		if (mb->msgs[i]->m.meta.blob_id_len != 32)
+			continue;
+		hit = bsearch(mb->msgs[i]->m.meta.blob_id, blobs, n, 32,
+		    blob_cmp);
+		if (hit != NULL)
+			used[hit - (const uint8_t (*)[32])blobs] = 1;
+	}
+	/* equal ids sit together, and bsearch marks any one of them */
+	for (i = 0; i < n; i = j) {
+		int in_use = 0;
+
+		for (j = i; j < n && memcmp(blobs[j], blobs[i], 32) == 0; j++)
+			in_use |= used[j];
+		if (in_use)
 			continue;
 		sp_frame_init(&f, SP_MSG_BLOB_DELETE, 0);
 		sp_frame_set_bytes(&f, SP_F_BLOB_ID, blobs[i], 32);
@@ -2348,6 +2370,7 @@ blobs_release(sp_mbox *mb, sp_client *c, uint8_t (*blobs)[32], size_t n)
 		    sizeof(err)) == 0)
 			sp_client_msg_free(m);
 	}
+	free(used);
 }
 
 static int

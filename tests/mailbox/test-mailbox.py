@@ -241,6 +241,19 @@ def tests(tmp, stack, env):
     ok(rc == 0 and rc2 != 0, "folder delete", e + e2)
     ok(listing(devB) == listing(devA), "folder changes reach the other device")
 
+    # --- a deleted message's body blob leaves the server ------------------
+    def server_blobs():
+        r = subprocess.run([os.path.join(BUILD, "server", "sealpost-admin"),
+                            "--data-dir", conf["DATA_DIR"], "status"],
+                           capture_output=True, text=True)
+        m = re.search(r"^blobs\s+(\d+)", r.stdout, re.M)
+        return int(m.group(1)) if m else -1
+    b0 = server_blobs()
+    rc, o, e = sp("rm", ids[50], ids[51])
+    b1 = server_blobs()
+    ok(rc == 0 and b0 > 0 and b1 == b0 - 2,
+       "rm deletes each message's body blob on the server (%d -> %d)" % (b0, b1), e)
+
     # --- snapshot and compaction -------------------------------------------
     # B falls behind (changes on A it has not seen), A compacts, then B, a
     # brand-new device D and A all agree; changes after it still flow.
