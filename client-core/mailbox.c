@@ -2122,9 +2122,8 @@ sp_mbox_fetch_bodies(sp_mbox *mb, sp_client *c,
 /* Seals and APPENDs records (each a plaintext of the given kinds), then
  * pulls and applies.  first_r (may be NULL) gets the first new seq. */
 static int
-append_sealed(sp_mbox *mb, sp_client *c, uint8_t *const *env,
-    const size_t *envlen, size_t n, uint64_t *first_r, char *err,
-    size_t errlen)
+append_records(sp_client *c, uint8_t *const *env, const size_t *envlen,
+    size_t n, uint64_t *first_r, const char *what, char *err, size_t errlen)
 {
 	struct sp_client_msg *m = NULL;
 	struct sp_frame f;
@@ -2138,13 +2137,24 @@ append_sealed(sp_mbox *mb, sp_client *c, uint8_t *const *env,
 			snprintf(err, errlen, "too many records at once");
 			return rc;
 		}
-	if ((rc = call(c, &f, SP_MSG_APPENDED, "saving the change", &m, err,
-	    errlen)) != 0)
+	if ((rc = call(c, &f, SP_MSG_APPENDED, what, &m, err, errlen)) != 0)
 		return rc;
 	if (first_r)
 		*first_r = m->f.f[SP_F_SEQ].u;
 	sp_client_msg_free(m);
-	return sp_mbox_sync(mb, c, err, errlen);
+	return 0;
+}
+
+/* APPENDs, then pulls and applies. */
+static int
+append_sealed(sp_mbox *mb, sp_client *c, uint8_t *const *env,
+    const size_t *envlen, size_t n, uint64_t *first_r, char *err,
+    size_t errlen)
+{
+	int rc = append_records(c, env, envlen, n, first_r,
+	    "saving the change", err, errlen);
+
+	return rc ? rc : sp_mbox_sync(mb, c, err, errlen);
 }
 
 static int
@@ -2560,31 +2570,64 @@ own_meta(sp_mbox *mb, const struct sp_mbox_add *a, const struct sp_meta *base,
 	return sp_meta_encode(&m, out_r, len_r);
 }
 
-static int
-add_record(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
-    const struct sp_meta *summary, const uint8_t blob_id[32],
-    uint64_t *id_r, char *err, size_t errlen)
+/* The summary of msg; one that does not parse still has its size. */
+static void
+summary_of(const uint8_t *msg, size_t len, struct sp_meta *summary)
 {
-	uint8_t *meta = NULL, *env = NULL;
-	size_t mlen = 0, elen = 0;
+	if (sp_summary_from_message(msg, len, summary) != 0) {
+		memset(summary, 0, sizeof(*summary));
+		summary->size = len;
+		summary->has_size = 1;
+	}
+}
+
+/* The sealed metadata record of an own message whose body is blob_id. */
+static int
+seal_meta_record(sp_mbox *mb, const struct sp_mbox_add *a, const uint8_t *msg,
+    size_t len, const uint8_t blob_id[32], uint8_t **env_r, size_t *elen_r,
+    char *err, size_t errlen)
+{
+	struct sp_meta summary;
+	uint8_t *meta = NULL;
+	size_t mlen = 0;
 	int rc;
 
 	if (folder_get(mb, a->folder) == NULL) {
 		snprintf(err, errlen, "no such folder");
 		return ENOENT;
 	}
-	if ((rc = own_meta(mb, a, summary, blob_id, &meta, &mlen)) != 0 ||
-	    (rc = seal_own(mb, SP_ENVELOPE_KIND_META, meta, mlen, a->sign,
-	    &env, &elen)) != 0) {
-		set_err(err, errlen, "sealing the message", rc);
-		goto out;
-	}
-	rc = append_sealed(mb, c, &env, &elen, 1, id_r, err, errlen);
-out:
+	/* the Bcc header of a summary is replaced by a->bcc */
+	summary_of(msg, len, &summary);
+	rc = own_meta(mb, a, &summary, blob_id, &meta, &mlen);
+	sp_meta_finish(&summary);
+	if (rc == 0)
+		rc = seal_own(mb, SP_ENVELOPE_KIND_META, meta, mlen, a->sign,
+		    env_r, elen_r);
 	if (meta) {
 		sodium_memzero(meta, mlen);
 		free(meta);
 	}
+	if (rc != 0)
+		set_err(err, errlen, "sealing the message", rc);
+	return rc;
+}
+
+/* Seals msg as a body under the mailbox key and uploads it. */
+static int
+upload_body(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
+    const uint8_t *msg, size_t len, uint8_t id_r[32], char *err,
+    size_t errlen)
+{
+	uint8_t *env = NULL;
+	size_t elen = 0;
+	int rc;
+
+	if ((rc = seal_own(mb, SP_ENVELOPE_KIND_BODY, msg, len, a->sign, &env,
+	    &elen)) != 0) {
+		set_err(err, errlen, "sealing the message", rc);
+		return rc;
+	}
+	rc = sp_mbox_blob_put(c, env, elen, id_r, err, errlen);
 	free(env);
 	return rc;
 }
@@ -2594,17 +2637,14 @@ sp_mbox_add_uploaded(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
     const uint8_t *msg, size_t len, const uint8_t blob_id[32], uint64_t *id_r,
     char *err, size_t errlen)
 {
-	struct sp_meta summary;
+	uint8_t *env = NULL;
+	size_t elen = 0;
 	int rc;
 
-	if ((rc = sp_summary_from_message(msg, len, &summary)) != 0) {
-		memset(&summary, 0, sizeof(summary));
-		summary.size = len;
-		summary.has_size = 1;
-	}
-	/* the Bcc header of a summary is replaced by a->bcc */
-	rc = add_record(mb, c, a, &summary, blob_id, id_r, err, errlen);
-	sp_meta_finish(&summary);
+	if ((rc = seal_meta_record(mb, a, msg, len, blob_id, &env, &elen, err,
+	    errlen)) == 0)
+		rc = append_sealed(mb, c, &env, &elen, 1, id_r, err, errlen);
+	free(env);
 	return rc;
 }
 
@@ -2612,18 +2652,10 @@ int
 sp_mbox_add(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
     const uint8_t *msg, size_t len, uint64_t *id_r, char *err, size_t errlen)
 {
-	uint8_t *env = NULL, id[32];
-	size_t elen = 0;
+	uint8_t id[32];
 	int rc;
 
-	if ((rc = seal_own(mb, SP_ENVELOPE_KIND_BODY, msg, len, a->sign, &env,
-	    &elen)) != 0) {
-		set_err(err, errlen, "sealing the message", rc);
-		return rc;
-	}
-	rc = sp_mbox_blob_put(c, env, elen, id, err, errlen);
-	free(env);
-	if (rc != 0)
+	if ((rc = upload_body(mb, c, a, msg, len, id, err, errlen)) != 0)
 		return rc;
 	return sp_mbox_add_uploaded(mb, c, a, msg, len, id, id_r, err, errlen);
 }
@@ -2633,8 +2665,6 @@ sp_mbox_add_many(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
     const uint8_t *const *msgs, const size_t *lens, size_t n, size_t *done_r,
     char *err, size_t errlen)
 {
-	struct sp_client_msg *m = NULL;
-	struct sp_frame f;
 	uint8_t *env[APPEND_MAX], id[32];
 	size_t elen[APPEND_MAX], i, k = 0, done = 0;
 	int rc = 0;
@@ -2642,54 +2672,22 @@ sp_mbox_add_many(sp_mbox *mb, sp_client *c, const struct sp_mbox_add *a,
 	if (done_r)
 		*done_r = 0;
 	for (i = 0; i < n && rc == 0; i++) {
-		struct sp_meta summary;
-		uint8_t *body = NULL, *meta = NULL;
-		size_t blen = 0, mlen = 0;
-
-		if (folder_get(mb, a[i].folder) == NULL) {
+		if (folder_get(mb, a[i].folder) == NULL) {   /* before uploading */
 			snprintf(err, errlen, "no such folder");
 			rc = ENOENT;
 			break;
 		}
-		if ((rc = seal_own(mb, SP_ENVELOPE_KIND_BODY, msgs[i], lens[i],
-		    a[i].sign, &body, &blen)) != 0) {
-			set_err(err, errlen, "sealing the message", rc);
+		if ((rc = upload_body(mb, c, &a[i], msgs[i], lens[i], id, err,
+		    errlen)) != 0 ||
+		    (rc = seal_meta_record(mb, &a[i], msgs[i], lens[i], id,
+		    &env[k], &elen[k], err, errlen)) != 0)
 			break;
-		}
-		rc = sp_mbox_blob_put(c, body, blen, id, err, errlen);
-		free(body);
-		if (rc != 0)
-			break;
-		if (sp_summary_from_message(msgs[i], lens[i], &summary) != 0) {
-			memset(&summary, 0, sizeof(summary));
-			summary.size = lens[i];
-			summary.has_size = 1;
-		}
-		rc = own_meta(mb, &a[i], &summary, id, &meta, &mlen);
-		sp_meta_finish(&summary);
-		if (rc == 0)
-			rc = seal_own(mb, SP_ENVELOPE_KIND_META, meta, mlen,
-			    a[i].sign, &env[k], &elen[k]);
-		if (meta) {
-			sodium_memzero(meta, mlen);
-			free(meta);
-		}
-		if (rc != 0) {
-			set_err(err, errlen, "sealing the message", rc);
-			break;
-		}
 		k++;
 		if (k < APPEND_MAX && i + 1 < n)
 			continue;
-		sp_frame_init(&f, SP_MSG_APPEND, 0);
-		for (size_t j = 0; j < k && rc == 0; j++)
-			rc = sp_frame_add_item(&f, SP_F_RECORDS, env[j], elen[j],
-			    0);
-		if (rc == 0 && (rc = call(c, &f, SP_MSG_APPENDED,
-		    "saving the messages", &m, err, errlen)) == 0) {
-			sp_client_msg_free(m);
+		if ((rc = append_records(c, env, elen, k, NULL,
+		    "saving the messages", err, errlen)) == 0)
 			done += k;
-		}
 		while (k > 0)
 			free(env[--k]);
 	}
